@@ -1,0 +1,262 @@
+//! Control-interface requests and replies (JSON).
+//!
+//! Each operation named by [`crate::subject::CtlOperation`] takes the request
+//! type listed on it here and answers with a [`CtlReply`]. `docs/protocol.md`
+//! has one example per operation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::LinkDefinition;
+use crate::codec::{DecodeError, DecodeLimits, EncodeError, decode_json, encode_json};
+use crate::host::{ActorDescription, HostInventory, ProviderDescription};
+
+/// Maximum concurrent instances of an actor when a start request gives none.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1;
+
+/// The envelope of every control-interface reply:
+/// `{"success": bool, "message": string, "response": T | null}`.
+///
+/// # Examples
+///
+/// ```
+/// use trellis_protocol::CtlReply;
+///
+/// let reply = CtlReply::ok(42u32);
+/// assert_eq!(String::from_utf8(reply.encode().unwrap()).unwrap(), r#"{"success":true,"message":"","response":42}"#);
+/// let failed: CtlReply<u32> = CtlReply::failed("no such actor");
+/// assert!(!failed.success);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtlReply<T> {
+    /// Whether the operation was accepted.
+    pub success: bool,
+    /// Why it failed, or an informative note; empty on plain success.
+    #[serde(default)]
+    pub message: String,
+    /// The operation's result, when it has one.
+    #[serde(default = "none")]
+    pub response: Option<T>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+impl<T> CtlReply<T> {
+    /// A successful reply with a result.
+    pub fn ok(response: T) -> Self {
+        Self {
+            success: true,
+            message: String::new(),
+            response: Some(response),
+        }
+    }
+
+    /// A failed reply with a reason for people.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            message: message.into(),
+            response: None,
+        }
+    }
+}
+
+impl CtlReply<()> {
+    /// A successful reply without a result.
+    pub fn accepted() -> Self {
+        Self {
+            success: true,
+            message: String::new(),
+            response: None,
+        }
+    }
+}
+
+impl<T: Serialize> CtlReply<T> {
+    /// Encodes the reply as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] if `T` cannot be serialised.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        encode_json(self)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> CtlReply<T> {
+    /// Decodes a reply received from the network.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DecodeError`].
+    pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        decode_json(bytes, limits)
+    }
+}
+
+/// Free-form annotations attached to actors and providers by whoever started
+/// them (wadm records the manifest that owns an instance here).
+pub type Annotations = BTreeMap<String, String>;
+
+/// `actor.start.{host}`: start an actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartActorRequest {
+    /// Where the module comes from: a file path on the host.
+    pub actor_ref: String,
+    /// Maximum concurrent instances (a count). Defaults to
+    /// [`DEFAULT_MAX_INSTANCES`].
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// Annotations to attach. Empty by default.
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+fn default_max_instances() -> u32 {
+    DEFAULT_MAX_INSTANCES
+}
+
+/// `actor.scale.{host}`: change an actor's maximum concurrent instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleActorRequest {
+    /// Public key (`M…`) of the running actor.
+    pub actor_id: String,
+    /// New maximum concurrent instances (a count); 0 stops the actor.
+    pub max_instances: u32,
+    /// Annotations to attach. Empty by default.
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+/// `actor.update.{host}`: replace a running actor's module. In-flight
+/// invocations finish on the old module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateActorRequest {
+    /// Public key (`M…`) of the running actor; the new module must carry
+    /// claims for the same key.
+    pub actor_id: String,
+    /// Where the new module comes from.
+    pub new_actor_ref: String,
+}
+
+/// `actor.stop.{host}`: stop an actor once its in-flight invocations finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopActorRequest {
+    /// Public key (`M…`) of the running actor.
+    pub actor_id: String,
+}
+
+/// `provider.start.{host}`: start a capability provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartProviderRequest {
+    /// Where the provider comes from: a `.par.gz` path (or, in development
+    /// mode only, a plain binary path).
+    pub provider_ref: String,
+    /// Link name the provider serves. Defaults to `default`.
+    #[serde(default = "default_link_name")]
+    pub link_name: String,
+    /// Provider configuration. Empty by default.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Annotations to attach. Empty by default.
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+fn default_link_name() -> String {
+    crate::DEFAULT_LINK_NAME.to_owned()
+}
+
+/// `provider.stop.{host}`: stop a capability provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopProviderRequest {
+    /// Public key (`V…`) of the provider.
+    pub provider_id: String,
+    /// Link name it serves. Defaults to `default`.
+    #[serde(default = "default_link_name")]
+    pub link_name: String,
+}
+
+/// `link.put`: the body is a [`LinkDefinition`].
+pub type PutLinkRequest = LinkDefinition;
+
+/// `link.del`: delete the link for (actor, contract, link name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteLinkRequest {
+    /// Public key (`M…`) of the actor.
+    pub actor_id: String,
+    /// The contract.
+    pub contract_id: crate::ContractId,
+    /// The link name. Defaults to `default`.
+    #[serde(default = "default_link_name")]
+    pub link_name: String,
+}
+
+/// `link.list` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkList {
+    /// Every link definition in the lattice.
+    pub links: Vec<LinkDefinition>,
+}
+
+/// `label.put.{host}`: set one host label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutLabelRequest {
+    /// Label key.
+    pub key: String,
+    /// Label value.
+    pub value: String,
+}
+
+/// `label.del.{host}`: delete one host label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteLabelRequest {
+    /// Label key.
+    pub key: String,
+}
+
+/// `host.stop.{host}`: drain and stop the host.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StopHostRequest {
+    /// How long to wait for in-flight invocations, in ms. `None` uses the
+    /// host's configured drain timeout.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `host.ping` reply: one per host in the lattice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPong {
+    /// The host's public key (`N…`).
+    pub host_id: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its Trellis version.
+    pub version: String,
+    /// Time since it started, in ms.
+    pub uptime_ms: u64,
+}
+
+/// `host.get.{host}` reply.
+pub type HostGetReply = HostInventory;
+
+/// What `actor.start`, `actor.scale` and `actor.update` answer with.
+pub type ActorReply = ActorDescription;
+
+/// What `provider.start` answers with.
+pub type ProviderReply = ProviderDescription;
+
+/// Decodes a control-interface request body.
+///
+/// # Errors
+///
+/// Any [`DecodeError`].
+pub fn decode_request<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<T, DecodeError> {
+    decode_json(bytes, limits)
+}

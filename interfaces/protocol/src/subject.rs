@@ -1,0 +1,525 @@
+//! NATS subjects of the lattice protocol and validation of the tokens in them.
+//!
+//! Three families of subjects exist, all documented in `docs/protocol.md`:
+//!
+//! | family | form |
+//! |---|---|
+//! | control interface | `trellis.ctl.v1.{lattice}.{noun}.{verb}[.{host_id}]` |
+//! | RPC | `trellis.rpc.{lattice}.{target}[.{link_name}]` |
+//! | events | `trellis.evt.{lattice}.{event_type}` |
+//!
+//! A token is one dot-separated part of a subject (NATS subject syntax:
+//! <https://docs.nats.io/nats-concepts/subjects>). Trellis is stricter than
+//! NATS and allows only ASCII letters, digits, `-` and `_` in the tokens it
+//! builds from names and ids, so that no value can smuggle in a `.`, a
+//! wildcard (`*`, `>`) or white space.
+
+use std::fmt;
+
+use crate::event::EventType;
+
+/// Prefix of every control-interface subject.
+pub const CTL_PREFIX: &str = "trellis.ctl.v1";
+/// Prefix of every RPC subject.
+pub const RPC_PREFIX: &str = "trellis.rpc";
+/// Prefix of every event subject.
+pub const EVT_PREFIX: &str = "trellis.evt";
+
+/// Longest lattice name accepted, in bytes.
+pub const MAX_LATTICE_NAME_BYTES: usize = 64;
+/// Longest id (host, actor, provider key) or link name accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 128;
+
+/// What a checked token names; used in [`SubjectError`] so that the message
+/// says which input was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A lattice name.
+    Lattice,
+    /// A host, actor or provider id (an nkey public key).
+    Id,
+    /// A link name.
+    LinkName,
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenKind::Lattice => "lattice name",
+            TokenKind::Id => "id",
+            TokenKind::LinkName => "link name",
+        })
+    }
+}
+
+/// A name or id that cannot be used as a subject token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubjectError {
+    /// The value is empty.
+    #[error("{kind} is empty")]
+    Empty {
+        /// What the value names.
+        kind: TokenKind,
+    },
+    /// The value is longer than allowed.
+    #[error("{kind} is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// What the value names.
+        kind: TokenKind,
+        /// Its length, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// The value holds a character outside `[A-Za-z0-9_-]`.
+    #[error("{kind} contains {found:?}; only ASCII letters, digits, '-' and '_' are allowed")]
+    InvalidCharacter {
+        /// What the value names.
+        kind: TokenKind,
+        /// The first offending character.
+        found: char,
+    },
+    /// A subject does not belong to the family or lattice it was parsed as.
+    #[error("subject {0:?} is not a Trellis subject of the expected kind")]
+    Unrecognised(String),
+}
+
+/// Checks that `value` is usable as one subject token of the given kind.
+///
+/// # Errors
+///
+/// [`SubjectError::Empty`], [`SubjectError::TooLong`] (64 bytes for lattice
+/// names, 128 for ids and link names) or [`SubjectError::InvalidCharacter`].
+///
+/// # Examples
+///
+/// ```
+/// use trellis_protocol::subject::{validate_token, SubjectError, TokenKind};
+///
+/// assert!(validate_token(TokenKind::Lattice, "default").is_ok());
+/// assert!(matches!(
+///     validate_token(TokenKind::Lattice, "a.b"),
+///     Err(SubjectError::InvalidCharacter { found: '.', .. })
+/// ));
+/// ```
+pub fn validate_token(kind: TokenKind, value: &str) -> Result<(), SubjectError> {
+    let max = match kind {
+        TokenKind::Lattice => MAX_LATTICE_NAME_BYTES,
+        TokenKind::Id | TokenKind::LinkName => MAX_TOKEN_BYTES,
+    };
+    if value.is_empty() {
+        return Err(SubjectError::Empty { kind });
+    }
+    if value.len() > max {
+        return Err(SubjectError::TooLong {
+            kind,
+            len: value.len(),
+            max,
+        });
+    }
+    if let Some(found) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(SubjectError::InvalidCharacter { kind, found });
+    }
+    Ok(())
+}
+
+/// A validated lattice name, e.g. `default`.
+///
+/// # Examples
+///
+/// ```
+/// use trellis_protocol::subject::Lattice;
+///
+/// let lattice = Lattice::new("default").unwrap();
+/// assert_eq!(lattice.as_str(), "default");
+/// assert!(Lattice::new("bad name").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lattice(String);
+
+impl Lattice {
+    /// The lattice a host joins when none is configured.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Validates `name` as a lattice name.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubjectError`] when `name` is not a valid token (see [`validate_token`]).
+    pub fn new(name: impl Into<String>) -> Result<Self, SubjectError> {
+        let name = name.into();
+        validate_token(TokenKind::Lattice, &name)?;
+        Ok(Self(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Subject of one control-interface operation in this lattice.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubjectError`] when the host id inside `op` is not a valid token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::subject::{CtlOperation, Lattice};
+    ///
+    /// let lattice = Lattice::new("default").unwrap();
+    /// assert_eq!(lattice.ctl(&CtlOperation::HostPing).unwrap(), "trellis.ctl.v1.default.host.ping");
+    /// let start = CtlOperation::ActorStart { host_id: "NHOST".into() };
+    /// assert_eq!(lattice.ctl(&start).unwrap(), "trellis.ctl.v1.default.actor.start.NHOST");
+    /// ```
+    pub fn ctl(&self, op: &CtlOperation) -> Result<String, SubjectError> {
+        let (noun, verb) = op.noun_verb();
+        match op.host_id() {
+            Some(host) => {
+                validate_token(TokenKind::Id, host)?;
+                Ok(format!("{CTL_PREFIX}.{}.{noun}.{verb}.{host}", self.0))
+            }
+            None => Ok(format!("{CTL_PREFIX}.{}.{noun}.{verb}", self.0)),
+        }
+    }
+
+    /// The subjects a host with id `host_id` subscribes to in order to serve
+    /// the control interface: its own operations and the lattice-wide ones.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubjectError`] when `host_id` is not a valid token.
+    pub fn ctl_host_subscriptions(&self, host_id: &str) -> Result<[String; 2], SubjectError> {
+        validate_token(TokenKind::Id, host_id)?;
+        Ok([
+            format!("{CTL_PREFIX}.{}.*.*.{host_id}", self.0),
+            format!("{CTL_PREFIX}.{}.*.*", self.0),
+        ])
+    }
+
+    /// Parses a control-interface subject received in this lattice.
+    ///
+    /// # Errors
+    ///
+    /// [`SubjectError::Unrecognised`] for anything that is not one of the
+    /// subjects [`Lattice::ctl`] builds for this lattice.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::subject::{CtlOperation, Lattice};
+    ///
+    /// let lattice = Lattice::new("default").unwrap();
+    /// let op = lattice.parse_ctl("trellis.ctl.v1.default.actor.scale.NHOST").unwrap();
+    /// assert_eq!(op, CtlOperation::ActorScale { host_id: "NHOST".into() });
+    /// assert!(lattice.parse_ctl("trellis.ctl.v1.other.host.ping").is_err());
+    /// ```
+    pub fn parse_ctl(&self, subject: &str) -> Result<CtlOperation, SubjectError> {
+        let unrecognised = || SubjectError::Unrecognised(subject.to_owned());
+        let rest = subject
+            .strip_prefix(CTL_PREFIX)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|r| r.strip_prefix(self.0.as_str()))
+            .and_then(|r| r.strip_prefix('.'))
+            .ok_or_else(unrecognised)?;
+        let parts: Vec<&str> = rest.split('.').collect();
+        let (noun, verb, host) = match parts.as_slice() {
+            [noun, verb] => (*noun, *verb, None),
+            [noun, verb, host] => {
+                validate_token(TokenKind::Id, host).map_err(|_| unrecognised())?;
+                (*noun, *verb, Some((*host).to_owned()))
+            }
+            _ => return Err(unrecognised()),
+        };
+        CtlOperation::from_parts(noun, verb, host).ok_or_else(unrecognised)
+    }
+
+    /// Subject on which `target` (an actor or provider id) receives
+    /// invocations, optionally for one link name.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubjectError`] when `target` or `link_name` is not a valid token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::subject::Lattice;
+    ///
+    /// let lattice = Lattice::new("default").unwrap();
+    /// assert_eq!(lattice.rpc("MACTOR", None).unwrap(), "trellis.rpc.default.MACTOR");
+    /// assert_eq!(lattice.rpc("VPROV", Some("default")).unwrap(), "trellis.rpc.default.VPROV.default");
+    /// ```
+    pub fn rpc(&self, target: &str, link_name: Option<&str>) -> Result<String, SubjectError> {
+        validate_token(TokenKind::Id, target)?;
+        match link_name {
+            Some(link) => {
+                validate_token(TokenKind::LinkName, link)?;
+                Ok(format!("{RPC_PREFIX}.{}.{target}.{link}", self.0))
+            }
+            None => Ok(format!("{RPC_PREFIX}.{}.{target}", self.0)),
+        }
+    }
+
+    /// Subject on which events of `event_type` are published in this lattice.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::{subject::Lattice, EventType};
+    ///
+    /// let lattice = Lattice::new("default").unwrap();
+    /// assert_eq!(lattice.event(EventType::ActorStarted), "trellis.evt.default.actor_started");
+    /// ```
+    pub fn event(&self, event_type: EventType) -> String {
+        format!("{EVT_PREFIX}.{}.{}", self.0, event_type.as_str())
+    }
+
+    /// Subject matching every event of this lattice, for subscribers.
+    pub fn all_events(&self) -> String {
+        format!("{EVT_PREFIX}.{}.>", self.0)
+    }
+}
+
+impl fmt::Display for Lattice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Lattice {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One operation of the control interface, as named by its subject.
+///
+/// Operations aimed at one host carry its id; the others are lattice-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CtlOperation {
+    /// `host.ping`: every host answers with a [`crate::ctl::HostPong`].
+    HostPing,
+    /// `host.get.{host}`: the host's [`crate::HostInventory`].
+    HostGet {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `host.stop.{host}`: drain and stop the host.
+    HostStop {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `actor.start.{host}`: start an actor.
+    ActorStart {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `actor.scale.{host}`: change an actor's maximum concurrent instances.
+    ActorScale {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `actor.update.{host}`: replace a running actor's module.
+    ActorUpdate {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `actor.stop.{host}`: stop an actor.
+    ActorStop {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `provider.start.{host}`: start a capability provider.
+    ProviderStart {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `provider.stop.{host}`: stop a capability provider.
+    ProviderStop {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `label.put.{host}`: set a host label.
+    LabelPut {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `label.del.{host}`: delete a host label.
+    LabelDel {
+        /// The host addressed.
+        host_id: String,
+    },
+    /// `link.put`: put a link definition.
+    LinkPut,
+    /// `link.del`: delete a link definition.
+    LinkDel,
+    /// `link.list`: list link definitions.
+    LinkList,
+    /// `claims.list`: list the claims of actors and providers seen in the lattice.
+    ClaimsList,
+}
+
+impl CtlOperation {
+    fn noun_verb(&self) -> (&'static str, &'static str) {
+        match self {
+            CtlOperation::HostPing => ("host", "ping"),
+            CtlOperation::HostGet { .. } => ("host", "get"),
+            CtlOperation::HostStop { .. } => ("host", "stop"),
+            CtlOperation::ActorStart { .. } => ("actor", "start"),
+            CtlOperation::ActorScale { .. } => ("actor", "scale"),
+            CtlOperation::ActorUpdate { .. } => ("actor", "update"),
+            CtlOperation::ActorStop { .. } => ("actor", "stop"),
+            CtlOperation::ProviderStart { .. } => ("provider", "start"),
+            CtlOperation::ProviderStop { .. } => ("provider", "stop"),
+            CtlOperation::LabelPut { .. } => ("label", "put"),
+            CtlOperation::LabelDel { .. } => ("label", "del"),
+            CtlOperation::LinkPut => ("link", "put"),
+            CtlOperation::LinkDel => ("link", "del"),
+            CtlOperation::LinkList => ("link", "list"),
+            CtlOperation::ClaimsList => ("claims", "list"),
+        }
+    }
+
+    /// The host this operation addresses, if it addresses one.
+    pub fn host_id(&self) -> Option<&str> {
+        match self {
+            CtlOperation::HostGet { host_id }
+            | CtlOperation::HostStop { host_id }
+            | CtlOperation::ActorStart { host_id }
+            | CtlOperation::ActorScale { host_id }
+            | CtlOperation::ActorUpdate { host_id }
+            | CtlOperation::ActorStop { host_id }
+            | CtlOperation::ProviderStart { host_id }
+            | CtlOperation::ProviderStop { host_id }
+            | CtlOperation::LabelPut { host_id }
+            | CtlOperation::LabelDel { host_id } => Some(host_id),
+            CtlOperation::HostPing
+            | CtlOperation::LinkPut
+            | CtlOperation::LinkDel
+            | CtlOperation::LinkList
+            | CtlOperation::ClaimsList => None,
+        }
+    }
+
+    fn from_parts(noun: &str, verb: &str, host: Option<String>) -> Option<Self> {
+        Some(match (noun, verb, host) {
+            ("host", "ping", None) => CtlOperation::HostPing,
+            ("link", "put", None) => CtlOperation::LinkPut,
+            ("link", "del", None) => CtlOperation::LinkDel,
+            ("link", "list", None) => CtlOperation::LinkList,
+            ("claims", "list", None) => CtlOperation::ClaimsList,
+            ("host", "get", Some(host_id)) => CtlOperation::HostGet { host_id },
+            ("host", "stop", Some(host_id)) => CtlOperation::HostStop { host_id },
+            ("actor", "start", Some(host_id)) => CtlOperation::ActorStart { host_id },
+            ("actor", "scale", Some(host_id)) => CtlOperation::ActorScale { host_id },
+            ("actor", "update", Some(host_id)) => CtlOperation::ActorUpdate { host_id },
+            ("actor", "stop", Some(host_id)) => CtlOperation::ActorStop { host_id },
+            ("provider", "start", Some(host_id)) => CtlOperation::ProviderStart { host_id },
+            ("provider", "stop", Some(host_id)) => CtlOperation::ProviderStop { host_id },
+            ("label", "put", Some(host_id)) => CtlOperation::LabelPut { host_id },
+            ("label", "del", Some(host_id)) => CtlOperation::LabelDel { host_id },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ctl_operation_round_trips_through_its_subject() {
+        let lattice = Lattice::new("prod-eu_1").unwrap();
+        let host = || "NABC123".to_owned();
+        let ops = [
+            CtlOperation::HostPing,
+            CtlOperation::HostGet { host_id: host() },
+            CtlOperation::HostStop { host_id: host() },
+            CtlOperation::ActorStart { host_id: host() },
+            CtlOperation::ActorScale { host_id: host() },
+            CtlOperation::ActorUpdate { host_id: host() },
+            CtlOperation::ActorStop { host_id: host() },
+            CtlOperation::ProviderStart { host_id: host() },
+            CtlOperation::ProviderStop { host_id: host() },
+            CtlOperation::LabelPut { host_id: host() },
+            CtlOperation::LabelDel { host_id: host() },
+            CtlOperation::LinkPut,
+            CtlOperation::LinkDel,
+            CtlOperation::LinkList,
+            CtlOperation::ClaimsList,
+        ];
+        for op in ops {
+            let subject = lattice.ctl(&op).unwrap();
+            assert_eq!(lattice.parse_ctl(&subject).unwrap(), op, "{subject}");
+        }
+    }
+
+    #[test]
+    fn tokens_with_subject_syntax_are_refused() {
+        for bad in ["a.b", "a*", ">", "a b", "é", "a\tb", "a\r\n"] {
+            assert!(
+                matches!(
+                    validate_token(TokenKind::Id, bad),
+                    Err(SubjectError::InvalidCharacter { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            validate_token(TokenKind::LinkName, ""),
+            Err(SubjectError::Empty {
+                kind: TokenKind::LinkName
+            })
+        );
+        assert!(matches!(
+            Lattice::new("x".repeat(65)),
+            Err(SubjectError::TooLong {
+                len: 65,
+                max: 64,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn builders_refuse_hostile_ids() {
+        let lattice = Lattice::new("default").unwrap();
+        assert!(lattice.rpc("MACTOR.>", None).is_err());
+        assert!(lattice.rpc("MACTOR", Some("x.*")).is_err());
+        assert!(
+            lattice
+                .ctl(&CtlOperation::HostStop {
+                    host_id: "*".into()
+                })
+                .is_err()
+        );
+        assert!(lattice.ctl_host_subscriptions("N.>").is_err());
+    }
+
+    #[test]
+    fn malformed_ctl_subjects_are_unrecognised() {
+        let lattice = Lattice::new("default").unwrap();
+        for bad in [
+            "trellis.ctl.v1.default",
+            "trellis.ctl.v1.default.host",
+            "trellis.ctl.v1.default.host.ping.N1.extra",
+            "trellis.ctl.v1.default.actor.start",
+            "trellis.ctl.v1.default.host.ping.N1",
+            "trellis.ctl.v2.default.host.ping",
+            "trellis.ctl.v1.defaultx.host.ping",
+            "trellis.ctl.v1.default.nope.ping",
+        ] {
+            assert!(
+                matches!(lattice.parse_ctl(bad), Err(SubjectError::Unrecognised(_))),
+                "{bad}"
+            );
+        }
+    }
+}

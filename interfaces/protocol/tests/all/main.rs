@@ -1,0 +1,7 @@
+//! Integration tests of the lattice protocol: one binary, one module per topic.
+
+// A panic in a test is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod golden;
+mod hostile;
