@@ -41,6 +41,29 @@ pub enum ErrorKind {
     Io,
 }
 
+impl ErrorKind {
+    /// A stable snake_case code for machine-readable output, e.g.
+    /// `hash_mismatch`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::BadSignature => "bad_signature",
+            ErrorKind::HashMismatch => "hash_mismatch",
+            ErrorKind::Expired => "expired",
+            ErrorKind::NotYetValid => "not_yet_valid",
+            ErrorKind::UntrustedIssuer => "untrusted_issuer",
+            ErrorKind::WrongKeyKind => "wrong_key_kind",
+            ErrorKind::WrongAlgorithm => "wrong_algorithm",
+            ErrorKind::MissingClaims => "missing_claims",
+            ErrorKind::NoClaims => "no_claims",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::InvalidKey => "invalid_key",
+            ErrorKind::InvalidWasm => "invalid_wasm",
+            ErrorKind::InvalidArchive => "invalid_archive",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

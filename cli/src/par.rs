@@ -1,0 +1,208 @@
+//! `trellis par`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use trellis_claims::VerifyOptions;
+use trellis_claims::jwt::{self, Claims};
+use trellis_claims::keys::KeyKind;
+use trellis_claims::provider::{
+    ArchiveLimits, ProviderArchive, ProviderClaimsRequest, ProviderMetadata,
+};
+
+use crate::output::{Output, emit, read_key, rfc3339, secs_from_now};
+
+#[derive(Debug, Subcommand)]
+pub enum ParCommand {
+    /// Create a signed provider archive from one binary per target.
+    Create(Box<CreateArgs>),
+    /// Print a provider archive's claims and verify them and its binaries;
+    /// exits non-zero when they do not verify.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Issuer (account) key: a seed `SA…` or a file holding one.
+    #[arg(long, env = "TRELLIS_ISSUER")]
+    pub issuer: String,
+    /// Provider key: a seed `SV…` or a file holding one.
+    #[arg(long, env = "TRELLIS_SUBJECT")]
+    pub subject: String,
+    /// Human-friendly name.
+    #[arg(long, env = "TRELLIS_PROVIDER_NAME")]
+    pub name: String,
+    /// Contract id served, e.g. `wasi:keyvalue`.
+    #[arg(long, env = "TRELLIS_CONTRACT")]
+    pub contract: String,
+    /// Vendor.
+    #[arg(long, env = "TRELLIS_VENDOR", default_value = "")]
+    pub vendor: String,
+    /// Revision number.
+    #[arg(long, env = "TRELLIS_REV", default_value_t = 0)]
+    pub rev: u32,
+    /// Human-friendly version.
+    #[arg(long, env = "TRELLIS_VER")]
+    pub ver: Option<String>,
+    /// Validity period, e.g. `365d`. Never expires by default.
+    #[arg(long, env = "TRELLIS_EXPIRES_IN", value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
+    /// A binary as `<target>=<path>`, where target is `<arch>-<os>`
+    /// (e.g. `x86_64-linux`). Repeat for several.
+    #[arg(
+        long = "binary",
+        env = "TRELLIS_BINARIES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub binaries: Vec<String>,
+    /// Where to write the archive.
+    #[arg(long, short = 'd', env = "TRELLIS_DESTINATION")]
+    pub destination: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The archive.
+    pub archive: PathBuf,
+    /// Public key of an issuer to trust. Repeat for several. Without it, any
+    /// account issuer whose signature verifies is accepted.
+    #[arg(long = "trust", env = "TRELLIS_TRUSTED_ISSUERS", value_delimiter = ',')]
+    pub trusted_issuers: Vec<String>,
+}
+
+pub fn run(cmd: ParCommand, output: Output) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ParCommand::Create(args) => create(*args, output),
+        ParCommand::Inspect(args) => inspect(args, output),
+    }
+}
+
+#[derive(Serialize)]
+struct Created<'a> {
+    destination: &'a std::path::Path,
+    claims: &'a Claims<ProviderMetadata>,
+}
+
+fn create(args: CreateArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let issuer = read_key(&args.issuer, KeyKind::Account)?;
+    let subject = read_key(&args.subject, KeyKind::Provider)?;
+    let mut binaries = BTreeMap::new();
+    for spec in &args.binaries {
+        let Some((target, path)) = spec.split_once('=') else {
+            bail!("--binary takes <target>=<path>, got {spec:?}");
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        if binaries.insert(target.to_owned(), bytes).is_some() {
+            bail!("target {target} given twice");
+        }
+    }
+    let request = ProviderClaimsRequest {
+        name: args.name.clone(),
+        contract_id: args.contract.clone(),
+        vendor: args.vendor.clone(),
+        rev: args.rev,
+        ver: args.ver.clone(),
+        expires: args.expires_in.map(secs_from_now),
+    };
+    let (archive, claims) = ProviderArchive::create(&request, binaries, &issuer, &subject)?;
+    std::fs::write(&args.destination, archive.to_bytes()?)
+        .with_context(|| format!("writing {}", args.destination.display()))?;
+    emit(
+        output,
+        &Created {
+            destination: &args.destination,
+            claims: &claims,
+        },
+        || {
+            format!(
+                "Wrote {}\n{}",
+                args.destination.display(),
+                describe(&claims)
+            )
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Inspection {
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<serde_json::Value>,
+    issuer_trust_checked: bool,
+    claims: Option<Claims<ProviderMetadata>>,
+}
+
+fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.archive)
+        .with_context(|| format!("reading {}", args.archive.display()))?;
+    let archive = ProviderArchive::from_bytes(&bytes, &ArchiveLimits::default())?;
+    let options = VerifyOptions {
+        trusted_issuers: (!args.trusted_issuers.is_empty())
+            .then(|| args.trusted_issuers.iter().cloned().collect()),
+        ..VerifyOptions::default()
+    };
+    let result = archive.verify(&options);
+    let inspection = Inspection {
+        verified: result.is_ok(),
+        error: result
+            .as_ref()
+            .err()
+            .map(|e| serde_json::json!({"kind": e.kind().code(), "message": e.to_string()})),
+        issuer_trust_checked: options.trusted_issuers.is_some(),
+        claims: result
+            .as_ref()
+            .ok()
+            .cloned()
+            .or_else(|| jwt::decode_unverified(&archive.token).ok()),
+    };
+    emit(output, &inspection, || {
+        let mut text = inspection
+            .claims
+            .as_ref()
+            .map_or_else(|| "No readable claims.".to_owned(), describe);
+        match &result {
+            Ok(_) if inspection.issuer_trust_checked => {
+                text.push_str("\nVerified:  yes (trusted issuer)")
+            }
+            Ok(_) => text.push_str(
+                "\nVerified:  yes (issuer not checked against a trust list; pass --trust)",
+            ),
+            Err(e) => text.push_str(&format!("\nVerified:  NO — {e}")),
+        }
+        text
+    })?;
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn describe(claims: &Claims<ProviderMetadata>) -> String {
+    let m = &claims.trellis;
+    let targets: Vec<String> = m
+        .target_hashes
+        .iter()
+        .map(|(t, h)| format!("  {t}: {h}"))
+        .collect();
+    format!(
+        "Provider:  {}\nId:        {}\nIssuer:    {}\nContract:  {}\nVendor:    {}\nRevision:  {}\nVersion:   {}\nIssued:    {}\nExpires:   {}\nTargets:\n{}",
+        m.name,
+        claims.sub,
+        claims.iss,
+        m.contract_id,
+        m.vendor,
+        m.rev,
+        m.ver.as_deref().unwrap_or("(none)"),
+        rfc3339(claims.iat),
+        claims.exp.map_or_else(|| "never".to_owned(), rfc3339),
+        targets.join("\n"),
+    )
+}

@@ -1,0 +1,58 @@
+//! Integration tests of the `trellis` binary: one binary, one module per topic.
+
+// A panic in a test is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod claims;
+mod keys;
+mod par;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn trellis() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("trellis").unwrap();
+    // Keep settings of the developer's shell out of the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRELLIS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs `trellis -o json <args>` and parses its stdout; returns the exit
+/// success flag with it.
+pub fn trellis_json(args: &[&str]) -> (bool, serde_json::Value) {
+    let out = trellis().arg("-o").arg("json").args(args).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), value)
+}
+
+/// The `hello` example actor, built for `wasm32-wasip2` once per test run
+/// from `actors-examples/` (its own workspace).
+pub fn hello_component() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../actors-examples");
+        let target_dir = examples.join("target");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&examples)
+            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .status()
+            .expect("running cargo to build actors-examples/hello");
+        assert!(
+            status.success(),
+            "building actors-examples/hello failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
+        );
+        target_dir.join("wasm32-wasip2/release/hello.wasm")
+    })
+}
