@@ -16,6 +16,7 @@
 //! - [`LinkDefinition`] and [`ContractId`]: what binds an actor to a provider.
 //! - [`ctl`]: control-interface requests and the [`CtlReply`] envelope (JSON).
 //! - [`HostInventory`] and [`Heartbeat`].
+//! - [`provider::HostData`]: what a host hands a capability provider on stdin.
 //! - [`CloudEvent`] and [`EventType`]: lattice events as CloudEvents 1.0.
 //! - [`codec`]: decoders that bound size and nesting and never panic.
 //!
@@ -38,6 +39,7 @@ pub mod event;
 pub mod host;
 pub mod invocation;
 pub mod link;
+pub mod provider;
 pub mod subject;
 
 pub use codec::{

@@ -1,0 +1,112 @@
+//! What a host hands a capability provider when it starts it.
+//!
+//! The host writes one [`HostData`] as JSON to the provider's stdin and then
+//! closes it; the provider reads it before doing anything else.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::LinkDefinition;
+use crate::codec::{DecodeError, DecodeLimits, EncodeError, decode_json, encode_json};
+
+/// How a provider authenticates to NATS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NatsAuth {
+    /// No authentication.
+    None,
+    /// An nkey seed (`SU…`).
+    Nkey {
+        /// The seed.
+        seed: String,
+    },
+    /// A NATS credentials file (JWT and seed).
+    Credentials {
+        /// Path of the file.
+        path: String,
+    },
+    /// User name and password.
+    UserPassword {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+/// TLS settings for the NATS connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NatsTls {
+    /// CA certificate file (PEM) to verify the server with.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Client certificate file (PEM).
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// Client key file (PEM).
+    #[serde(default)]
+    pub key_file: Option<String>,
+}
+
+/// How to reach the lattice's NATS servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatsConnection {
+    /// Server URLs, e.g. `nats://127.0.0.1:4222`.
+    pub urls: Vec<String>,
+    /// Authentication.
+    pub auth: NatsAuth,
+    /// TLS, when the servers require it.
+    #[serde(default)]
+    pub tls: Option<NatsTls>,
+}
+
+/// Everything a provider needs to join the lattice, read from stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostData {
+    /// The lattice.
+    pub lattice: String,
+    /// The host that started the provider (`N…`).
+    pub host_id: String,
+    /// The provider's own seed (`SV…`), used to sign its invocations.
+    pub provider_seed: String,
+    /// The link name this instance serves.
+    pub link_name: String,
+    /// NATS connection settings.
+    pub nats: NatsConnection,
+    /// Public keys whose signatures on invocations are accepted.
+    pub invocation_issuers: Vec<String>,
+    /// Link definitions that name this provider, at start time.
+    #[serde(default)]
+    pub links: Vec<LinkDefinition>,
+    /// Provider configuration from the start request.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Log filter (tracing-subscriber `EnvFilter` syntax). Defaults to `info`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+impl HostData {
+    /// Encodes the host data as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] if serialization fails.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        encode_json(self)
+    }
+
+    /// Decodes host data.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DecodeError`].
+    pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        decode_json(bytes, limits)
+    }
+}
