@@ -55,7 +55,7 @@ pub struct HostInventory {
     /// The lattice it belongs to.
     pub lattice: String,
     /// Its labels, built-in ones (`hostcore.arch`, `hostcore.os`,
-    /// `hostcore.version`) included.
+    /// `hostcore.osfamily`, `hostcore.version`) included.
     pub labels: BTreeMap<String, String>,
     /// Its Trellis version.
     pub version: String,
