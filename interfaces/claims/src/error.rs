@@ -39,6 +39,8 @@ pub enum ErrorKind {
     InvalidArchive,
     /// An I/O error while reading or writing an archive.
     Io,
+    /// An invocation id that was already received: a replay.
+    Replayed,
 }
 
 impl ErrorKind {
@@ -60,6 +62,7 @@ impl ErrorKind {
             ErrorKind::InvalidWasm => "invalid_wasm",
             ErrorKind::InvalidArchive => "invalid_archive",
             ErrorKind::Io => "io",
+            ErrorKind::Replayed => "replayed",
         }
     }
 }
@@ -81,6 +84,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidWasm => "invalid wasm",
             ErrorKind::InvalidArchive => "invalid provider archive",
             ErrorKind::Io => "i/o error",
+            ErrorKind::Replayed => "replayed",
         })
     }
 }

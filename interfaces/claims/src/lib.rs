@@ -16,6 +16,8 @@
 //!   revision, version, call alias), signed into a custom section of a core
 //!   module or a component by [`wasm`].
 //! - [`provider`]: provider claims and provider archives (`.par.gz`).
+//! - [`invocation`]: signed, replay-proof invocation tokens and the
+//!   cluster-issued credentials behind them.
 //! - [`Error`] and [`ErrorKind`]: one kind per failed check.
 //!
 //! # Examples
@@ -41,6 +43,7 @@
 
 pub mod actor;
 mod error;
+pub mod invocation;
 pub mod jwt;
 pub mod keys;
 pub mod provider;

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod codec;
+pub mod contracts;
 pub mod ctl;
 pub mod event;
 pub mod host;

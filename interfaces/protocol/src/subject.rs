@@ -189,17 +189,33 @@ impl Lattice {
     }
 
     /// The subjects a host with id `host_id` subscribes to in order to serve
-    /// the control interface: its own operations and the lattice-wide ones.
+    /// the control interface.
     ///
     /// # Errors
     ///
     /// A [`SubjectError`] when `host_id` is not a valid token.
-    pub fn ctl_host_subscriptions(&self, host_id: &str) -> Result<[String; 2], SubjectError> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::subject::Lattice;
+    ///
+    /// let subs = Lattice::new("default").unwrap().ctl_host_subscriptions("NHOST").unwrap();
+    /// assert_eq!(subs.host, "trellis.ctl.v1.default.*.*.NHOST");
+    /// assert_eq!(subs.every_host, ["trellis.ctl.v1.default.host.ping"]);
+    /// assert_eq!(subs.one_host, ["trellis.ctl.v1.default.link.*", "trellis.ctl.v1.default.claims.*"]);
+    /// ```
+    pub fn ctl_host_subscriptions(&self, host_id: &str) -> Result<CtlSubscriptions, SubjectError> {
         validate_token(TokenKind::Id, host_id)?;
-        Ok([
-            format!("{CTL_PREFIX}.{}.*.*.{host_id}", self.0),
-            format!("{CTL_PREFIX}.{}.*.*", self.0),
-        ])
+        let l = &self.0;
+        Ok(CtlSubscriptions {
+            host: format!("{CTL_PREFIX}.{l}.*.*.{host_id}"),
+            every_host: vec![format!("{CTL_PREFIX}.{l}.host.ping")],
+            one_host: vec![
+                format!("{CTL_PREFIX}.{l}.link.*"),
+                format!("{CTL_PREFIX}.{l}.claims.*"),
+            ],
+        })
     }
 
     /// Parses a control-interface subject received in this lattice.
@@ -297,6 +313,22 @@ impl AsRef<str> for Lattice {
         &self.0
     }
 }
+
+/// The control-interface subscriptions of one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtlSubscriptions {
+    /// Operations addressed to this host.
+    pub host: String,
+    /// Lattice-wide operations every host answers (ping), subscribed
+    /// without a queue group.
+    pub every_host: Vec<String>,
+    /// Lattice-wide operations one host answers (links, claims), subscribed
+    /// in the queue group [`CTL_QUEUE_GROUP`].
+    pub one_host: Vec<String>,
+}
+
+/// Queue group of the lattice-wide operations that one host answers.
+pub const CTL_QUEUE_GROUP: &str = "trellis-ctl";
 
 /// One operation of the control interface, as named by its subject.
 ///

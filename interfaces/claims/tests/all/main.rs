@@ -5,6 +5,7 @@
 
 mod archive;
 mod golden;
+mod invocation;
 mod verify;
 
 use trellis_claims::keys::{KeyKind, KeyPair, parse_seed};
