@@ -7,9 +7,7 @@ mod claims;
 mod keys;
 mod par;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
 pub fn trellis() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("trellis").unwrap();
@@ -36,23 +34,7 @@ pub fn trellis_json(args: &[&str]) -> (bool, serde_json::Value) {
     (out.status.success(), value)
 }
 
-/// The `hello` example actor, built for `wasm32-wasip2` once per test run
-/// from `actors-examples/` (its own workspace).
-pub fn hello_component() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../actors-examples");
-        let target_dir = examples.join("target");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(&examples)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello"])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .status()
-            .expect("running cargo to build actors-examples/hello");
-        assert!(
-            status.success(),
-            "building actors-examples/hello failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
-        );
-        target_dir.join("wasm32-wasip2/release/hello.wasm")
-    })
+/// The `hello` example actor, built for `wasm32-wasip2` once per test run.
+pub fn hello_component() -> PathBuf {
+    trellis_test_support::example_component("hello")
 }

@@ -1,0 +1,102 @@
+//! `kvcounter`: an HTTP counter backed by `wasi:keyvalue`.
+//!
+//! - `GET /counter/{name}` increments the counter `{name}` in the key-value
+//!   bucket linked under the link name `default` and answers
+//!   `200 {"name":"{name}","count":n}`.
+//! - A key-value failure (including a denial: no claim for
+//!   `wasi:keyvalue`, or no link) answers `500 {"error":"…"}`.
+//! - Other paths answer `404`, other methods `405`.
+//!
+//! Counter keys are `counter:{name}`; names are limited to 64 ASCII
+//! letters, digits, `-` and `_` (`400` otherwise).
+
+use ::wasi::exports::http::incoming_handler::Guest;
+use ::wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+mod bindings {
+    wit_bindgen::generate!({
+    path: "../../interfaces/wit",
+    inline: "
+        package trellis:kvcounter-actor;
+        world kvcounter {
+            import wasi:keyvalue/store@0.2.0-draft;
+            import wasi:keyvalue/atomics@0.2.0-draft;
+        }
+    ",
+    world: "trellis:kvcounter-actor/kvcounter",
+    generate_all,
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, store};
+
+struct KvCounter;
+
+::wasi::http::proxy::export!(KvCounter);
+
+impl Guest for KvCounter {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let path = path.split('?').next().unwrap_or_default().to_owned();
+        let (status, body) = match (request.method(), path.strip_prefix("/counter/")) {
+            (Method::Get, Some(name)) if valid_name(name) => match increment(name) {
+                Ok(count) => (200, format!(r#"{{"name":"{name}","count":{count}}}"#)),
+                Err(message) => (500, format!(r#"{{"error":{}}}"#, json_string(&message))),
+            },
+            (Method::Get, Some(_)) => (400, r#"{"error":"counter names are 1 to 64 letters, digits, '-' or '_'"}"#.to_owned()),
+            (Method::Get, None) => (404, r#"{"error":"not found; try GET /counter/{name}"}"#.to_owned()),
+            _ => (405, r#"{"error":"method not allowed"}"#.to_owned()),
+        };
+        respond(response_out, status, &body);
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn increment(name: &str) -> Result<u64, String> {
+    let bucket = store::open("default").map_err(describe)?;
+    atomics::increment(&bucket, &format!("counter:{name}"), 1).map_err(describe)
+}
+
+fn describe(error: store::Error) -> String {
+    match error {
+        store::Error::NoSuchStore => "no such store".to_owned(),
+        store::Error::AccessDenied => "access denied".to_owned(),
+        store::Error::Other(message) => message,
+    }
+}
+
+/// A JSON string literal for `s`.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &str) {
+    let Ok(headers) = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())]) else {
+        return;
+    };
+    let response = OutgoingResponse::new(headers);
+    if response.set_status_code(status).is_err() {
+        return;
+    }
+    let Ok(outgoing) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = outgoing.write() {
+        let _ = stream.blocking_write_and_flush(body.as_bytes());
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(outgoing, None);
+}

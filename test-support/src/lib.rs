@@ -1,0 +1,167 @@
+//! Test fixtures shared by the Trellis crates.
+//!
+//! - [`NatsServer`]: a real `nats-server` with JetStream, started by the test
+//!   on a free loopback port with its own temporary store directory, killed
+//!   on drop, and restartable on the same port.
+//! - [`example_component`]: an actor from `actors-examples/`, built once per
+//!   test process for `wasm32-wasip2`.
+//!
+//! Fixtures panic on failure: they run only inside tests, where a panic is
+//! a failed test with its message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the `nats-server` binary. Defaults to
+/// `nats-server` on `PATH`, then `/usr/sbin/nats-server`.
+pub const NATS_SERVER_ENV: &str = "TRELLIS_TEST_NATS_SERVER";
+
+/// How long a started server may take to accept connections.
+pub const NATS_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `nats-server` binary to run.
+///
+/// # Panics
+///
+/// If none is found, with an instruction to install it.
+pub fn nats_server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var(NATS_SERVER_ENV)
+        && !path.is_empty()
+    {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nats-server"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    on_path
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
+        .expect("nats-server not found: install it (apt-get install nats-server) or set TRELLIS_TEST_NATS_SERVER")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `nats-server` owned by one test.
+pub struct NatsServer {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on a free port.
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            store: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + NATS_START_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The root of the repository.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The example actor `name` (a crate of `actors-examples/`), built for
+/// `wasm32-wasip2` in release mode. The whole examples workspace is built
+/// once per test process.
+///
+/// # Panics
+///
+/// If the build fails, for example without the `wasm32-wasip2` target.
+pub fn example_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let examples = repo_root().join("actors-examples");
+        let target_dir = examples.join("target");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .current_dir(&examples)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .status()
+            .expect("running cargo to build actors-examples");
+        assert!(
+            status.success(),
+            "building actors-examples failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
+        );
+        target_dir.join("wasm32-wasip2/release")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
