@@ -6,6 +6,7 @@
 //! command to machine-readable output.
 
 mod claims;
+mod host;
 mod keys;
 mod output;
 mod par;
@@ -39,6 +40,9 @@ enum Command {
     /// Create and inspect provider archives (`.par.gz`).
     #[command(subcommand)]
     Par(par::ParCommand),
+    /// Run a lattice host until Ctrl-C or a `host.stop` request; prints its
+    /// id (`N…`) on stdout.
+    Host(Box<host::HostArgs>),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd, cli.output),
         Command::Claims(cmd) => claims::run(cmd, cli.output),
         Command::Par(cmd) => par::run(cmd, cli.output),
+        Command::Host(args) => host::run(*args, cli.output),
     };
     match result {
         Ok(code) => code,

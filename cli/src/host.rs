@@ -1,0 +1,153 @@
+//! `trellis host`: run a lattice host until Ctrl-C or a `host.stop`
+//! control request.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use trellis_host::{Host, HostConfig, NatsConfig};
+use trellis_protocol::provider::{NatsAuth, NatsTls};
+
+use crate::output::{Output, read_any_key};
+
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// NATS server URLs, comma-separated.
+    #[arg(
+        long = "nats-url",
+        env = "TRELLIS_NATS_URL",
+        value_delimiter = ',',
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_urls: Vec<String>,
+    /// NATS nkey seed (`SU…`) for authentication.
+    #[arg(long, env = "TRELLIS_NATS_SEED", conflicts_with_all = ["nats_credentials", "nats_user"])]
+    pub nats_seed: Option<String>,
+    /// NATS credentials file (JWT and seed).
+    #[arg(long, env = "TRELLIS_NATS_CREDENTIALS", conflicts_with = "nats_user")]
+    pub nats_credentials: Option<PathBuf>,
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "TRELLIS_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+    /// NATS password.
+    #[arg(long, env = "TRELLIS_NATS_PASSWORD")]
+    pub nats_password: Option<String>,
+    /// CA certificate (PEM) to verify the NATS server with; enables TLS.
+    #[arg(long, env = "TRELLIS_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS TLS.
+    #[arg(long, env = "TRELLIS_NATS_TLS_CERT", requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for NATS TLS.
+    #[arg(long, env = "TRELLIS_NATS_TLS_KEY")]
+    pub nats_tls_key: Option<PathBuf>,
+    /// Lattice to join.
+    #[arg(long, env = "TRELLIS_LATTICE", default_value = "default")]
+    pub lattice: String,
+    /// The host's key: a seed `SN…` or a file holding one. A new key per
+    /// start by default.
+    #[arg(long, env = "TRELLIS_HOST_KEY")]
+    pub host_key: Option<String>,
+    /// The cluster key (`SC…` or a file) that vouches for this host and its
+    /// providers; every host of a lattice needs one of the same cluster.
+    /// A new key by default, which suits a single-host lattice only.
+    #[arg(long, env = "TRELLIS_CLUSTER_KEY")]
+    pub cluster_key: Option<String>,
+    /// Further cluster issuers (`C…`) whose hosts' invocations are accepted.
+    #[arg(
+        long = "cluster-issuer",
+        env = "TRELLIS_CLUSTER_ISSUERS",
+        value_delimiter = ','
+    )]
+    pub cluster_issuers: Vec<String>,
+    /// Account public key (`A…`) whose signed actors may run here. Repeat
+    /// for several. Nothing runs without one.
+    #[arg(long = "trust", env = "TRELLIS_TRUSTED_ISSUERS", value_delimiter = ',')]
+    pub trusted_issuers: Vec<String>,
+    /// A label `key=value`. Repeat for several; `TRELLIS_LABEL_<key>=<value>`
+    /// variables add more.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Seconds between heartbeats.
+    #[arg(long, env = "TRELLIS_HEARTBEAT_SECS", default_value_t = 5)]
+    pub heartbeat_secs: u64,
+    /// Log filter, tracing-subscriber `EnvFilter` syntax.
+    #[arg(long, env = "TRELLIS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+pub fn run(args: HostArgs, _output: Output) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).context("bad --log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
+    let auth = match (&args.nats_seed, &args.nats_credentials, &args.nats_user) {
+        (Some(seed), _, _) => NatsAuth::Nkey { seed: seed.clone() },
+        (_, Some(path), _) => NatsAuth::Credentials {
+            path: path.to_string_lossy().into_owned(),
+        },
+        (_, _, Some(user)) => NatsAuth::UserPassword {
+            user: user.clone(),
+            password: args.nats_password.clone().unwrap_or_default(),
+        },
+        _ => NatsAuth::None,
+    };
+    let tls = args.nats_tls_ca.as_ref().map(|ca| NatsTls {
+        ca_file: Some(ca.to_string_lossy().into_owned()),
+        cert_file: args
+            .nats_tls_cert
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        key_file: args
+            .nats_tls_key
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    });
+    let seed = |value: &Option<String>| -> anyhow::Result<Option<String>> {
+        value
+            .as_deref()
+            .map(|v| read_any_key(v).and_then(|k| Ok(k.seed()?)))
+            .transpose()
+    };
+    let labels = trellis_host::labels::resolve(std::env::vars(), args.labels.clone())?;
+    let config = HostConfig {
+        lattice: args.lattice.clone(),
+        nats: NatsConfig {
+            urls: args.nats_urls.clone(),
+            auth,
+            tls,
+            ..NatsConfig::default()
+        },
+        host_seed: seed(&args.host_key)?,
+        cluster_seed: seed(&args.cluster_key)?,
+        cluster_issuers: args.cluster_issuers.clone(),
+        trusted_issuers: args.trusted_issuers.clone(),
+        labels: labels
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with(trellis_host::labels::BUILTIN_PREFIX))
+            .collect(),
+        heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
+        ..HostConfig::default()
+    };
+    if config.trusted_issuers.is_empty() {
+        tracing::warn!("no --trust issuer given: this host will refuse every actor");
+    }
+    let host = Host::start(config).await?;
+    println!("{}", host.id());
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        () = host.stopped() => {}
+    }
+    host.stop(None).await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,385 @@
+//! Running actors: claims checked at start, one queue subscription per
+//! actor, a fresh instance per invocation, a bound on concurrent instances,
+//! and updates that never drop in-flight invocations.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::sync::Semaphore;
+use trellis_claims::actor::{ActorMetadata, verify_actor};
+use trellis_claims::invocation::InvocationVerifier;
+use trellis_claims::{Claims, VerifyOptions};
+use trellis_protocol::contracts::http::{HANDLE_OPERATION, HttpRequest};
+use trellis_protocol::{
+    ActorDescription, DecodeError, DecodeLimits, Invocation, InvocationResponse, RpcErrorKind,
+    decode_msgpack, encode_msgpack,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::rpc::LatticeClient;
+use crate::runtime::{ActorComponent, CapabilityContext, Runtime};
+
+/// A verified, compiled actor module.
+pub struct LoadedActor {
+    /// Its verified claims.
+    pub claims: Claims<ActorMetadata>,
+    /// Where it came from.
+    pub image_ref: String,
+    /// The compiled component.
+    pub component: ActorComponent,
+}
+
+/// Verifies `wasm`'s claims against `trust` and compiles it.
+///
+/// # Errors
+///
+/// [`ErrorKind::Claims`] (with the failed check in
+/// [`Error::claims_kind`]) or [`ErrorKind::InvalidComponent`].
+pub async fn load(
+    runtime: &Runtime,
+    wasm: Vec<u8>,
+    image_ref: String,
+    trust: &VerifyOptions,
+) -> Result<LoadedActor> {
+    if wasm.len() > runtime.limits().max_component_bytes {
+        return Err(Error::new(
+            ErrorKind::InvalidComponent,
+            format!(
+                "module of {} bytes exceeds the limit of {}",
+                wasm.len(),
+                runtime.limits().max_component_bytes
+            ),
+        ));
+    }
+    trellis_claims::wasm::binary_kind(&wasm)?;
+    let claims = verify_actor(&wasm, trust)?;
+    let component = runtime
+        .prepare(Arc::new(wasm), &claims.trellis.module_hash)
+        .await?;
+    Ok(LoadedActor {
+        claims,
+        image_ref,
+        component,
+    })
+}
+
+/// The current module of a running actor and its limits.
+struct Current {
+    loaded: Arc<LoadedActor>,
+    max_instances: u32,
+    permits: Arc<Semaphore>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// An actor running on this host.
+pub struct RunningActor {
+    /// Its public key.
+    pub id: Arc<str>,
+    current: RwLock<Arc<Current>>,
+    served: AtomicU64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What serving an actor needs from the host.
+#[derive(Clone)]
+pub struct ServeContext {
+    /// The runtime.
+    pub runtime: Arc<Runtime>,
+    /// Links and provider calls.
+    pub lattice: Arc<LatticeClient>,
+    /// Verifies incoming invocations.
+    pub verifier: Arc<InvocationVerifier>,
+    /// NATS.
+    pub nats: async_nats::Client,
+    /// End-to-end timeout of one invocation.
+    pub rpc_timeout: Duration,
+    /// Largest reply sent, in bytes.
+    pub max_payload: usize,
+}
+
+impl RunningActor {
+    /// Subscribes the actor on its RPC subject in a queue group named after
+    /// it, so that invocations are balanced over every host running it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Nats`] if the subscription fails.
+    pub async fn start(
+        ctx: ServeContext,
+        subject: String,
+        loaded: LoadedActor,
+        max_instances: u32,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<Arc<Self>> {
+        let id: Arc<str> = Arc::from(loaded.claims.sub.as_str());
+        let subscriber = ctx
+            .nats
+            .queue_subscribe(subject.clone(), format!("trellis-{id}"))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Nats,
+                    format!("cannot subscribe on {subject}: {e}"),
+                )
+            })?;
+        let current = Arc::new(Current {
+            loaded: Arc::new(loaded),
+            max_instances,
+            permits: Arc::new(Semaphore::new(max_instances as usize)),
+            annotations,
+        });
+        let actor = Arc::new_cyclic(|weak: &std::sync::Weak<RunningActor>| {
+            let weak = weak.clone();
+            let task = tokio::spawn(async move {
+                let mut subscriber = subscriber;
+                while let Some(message) = subscriber.next().await {
+                    let Some(actor) = weak.upgrade() else { break };
+                    let current = actor.current();
+                    let Ok(permit) = current.permits.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        actor.handle(&ctx, &current, message).await;
+                        drop(permit);
+                    });
+                }
+            });
+            RunningActor {
+                id: id.clone(),
+                current: RwLock::new(current),
+                served: AtomicU64::new(0),
+                task,
+            }
+        });
+        Ok(actor)
+    }
+
+    fn current(&self) -> Arc<Current> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The module hash of the current module.
+    pub fn module_hash(&self) -> String {
+        self.current().loaded.claims.trellis.module_hash.clone()
+    }
+
+    /// Invocations answered successfully so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Its description for the inventory.
+    pub fn describe(&self) -> ActorDescription {
+        let current = self.current();
+        ActorDescription {
+            id: self.id.to_string(),
+            name: current.loaded.claims.trellis.name.clone(),
+            image_ref: current.loaded.image_ref.clone(),
+            revision: current.loaded.claims.trellis.rev,
+            max_instances: current.max_instances,
+            annotations: current.annotations.clone(),
+        }
+    }
+
+    /// Changes the maximum concurrent instances. In-flight invocations keep
+    /// their instance.
+    pub fn scale(&self, max_instances: u32) {
+        self.swap(|c| Current {
+            loaded: c.loaded.clone(),
+            max_instances,
+            permits: Arc::new(Semaphore::new(max_instances as usize)),
+            annotations: c.annotations.clone(),
+        });
+    }
+
+    /// Replaces the module. Invocations already running finish on the old
+    /// one; new ones use the new one.
+    pub fn update(&self, loaded: LoadedActor) {
+        let loaded = Arc::new(loaded);
+        self.swap(|c| Current {
+            loaded: loaded.clone(),
+            max_instances: c.max_instances,
+            permits: c.permits.clone(),
+            annotations: c.annotations.clone(),
+        });
+    }
+
+    fn swap(&self, f: impl FnOnce(&Current) -> Current) {
+        let mut guard = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let next = f(&guard);
+        *guard = Arc::new(next);
+    }
+
+    /// Stops taking invocations and waits up to `drain` for those in flight.
+    pub async fn stop(&self, drain: Duration) {
+        self.task.abort();
+        let current = self.current();
+        let all = current.max_instances;
+        let _ = tokio::time::timeout(drain, current.permits.acquire_many(all)).await;
+    }
+
+    async fn handle(&self, ctx: &ServeContext, current: &Current, message: async_nats::Message) {
+        let Some(reply) = message.reply.clone() else {
+            return;
+        };
+        let response = self.answer(ctx, current, &message.payload).await;
+        let response = match response {
+            Ok(r) => r,
+            Err((id, kind, text)) => InvocationResponse::error(id, kind, text),
+        };
+        let mut bytes = match response.encode() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("cannot encode a response: {e}");
+                return;
+            }
+        };
+        if bytes.len() > ctx.max_payload {
+            let too_large = InvocationResponse::error(
+                response.invocation_id.clone(),
+                RpcErrorKind::TooLarge,
+                format!(
+                    "the response of {} bytes exceeds the server's max_payload of {}",
+                    bytes.len(),
+                    ctx.max_payload
+                ),
+            );
+            bytes = too_large.encode().unwrap_or_default();
+        }
+        if let Err(e) = ctx.nats.publish(reply, bytes.into()).await {
+            tracing::warn!(actor = %self.id, "cannot send a response: {e}");
+        }
+    }
+
+    async fn answer(
+        &self,
+        ctx: &ServeContext,
+        current: &Current,
+        payload: &[u8],
+    ) -> std::result::Result<InvocationResponse, (String, RpcErrorKind, String)> {
+        let limits = DecodeLimits {
+            max_message_bytes: ctx.max_payload.max(1024),
+            ..DecodeLimits::default()
+        };
+        let invocation = Invocation::decode(payload, &limits).map_err(|e| {
+            let kind = if matches!(e, DecodeError::TooLarge { .. }) {
+                RpcErrorKind::TooLarge
+            } else {
+                RpcErrorKind::BadRequest
+            };
+            (
+                String::new(),
+                kind,
+                format!("cannot decode the invocation: {e}"),
+            )
+        })?;
+        let id = invocation.id.clone();
+        let fail = |kind: RpcErrorKind, message: String| (id.clone(), kind, message);
+        if invocation.target.id != *self.id {
+            return Err(fail(
+                RpcErrorKind::NotFound,
+                format!(
+                    "this subject serves {}, not {}",
+                    self.id, invocation.target.id
+                ),
+            ));
+        }
+        ctx.verifier
+            .verify(
+                &invocation.token,
+                &invocation.id,
+                &self.id,
+                &invocation.payload,
+            )
+            .map_err(|e| fail(RpcErrorKind::Denied, format!("invocation refused: {e}")))?;
+        if invocation.operation != HANDLE_OPERATION {
+            return Err(fail(
+                RpcErrorKind::NotFound,
+                format!("the actor does not export {}", invocation.operation),
+            ));
+        }
+        let request: HttpRequest = decode_msgpack(&invocation.payload, &limits)
+            .map_err(|e| fail(RpcErrorKind::BadRequest, format!("bad HTTP request: {e}")))?;
+        let request = to_hyper(request).map_err(|e| fail(RpcErrorKind::BadRequest, e))?;
+        let caps = CapabilityContext {
+            actor_id: self.id.clone(),
+            caps: Arc::new(
+                current
+                    .loaded
+                    .claims
+                    .trellis
+                    .caps
+                    .iter()
+                    .cloned()
+                    .collect::<HashSet<_>>(),
+            ),
+            lattice: ctx.lattice.clone(),
+        };
+        let store = ctx.runtime.new_store(&self.id, caps);
+        let response = tokio::time::timeout(
+            ctx.rpc_timeout,
+            ctx.runtime
+                .handle_http(&current.loaded.component, store, request),
+        )
+        .await
+        .map_err(|_| {
+            fail(
+                RpcErrorKind::Timeout,
+                format!("the actor did not answer within {:?}", ctx.rpc_timeout),
+            )
+        })?
+        .map_err(|e| {
+            tracing::warn!(actor = %self.id, "invocation failed: {e}");
+            fail(RpcErrorKind::Failed, e.to_string())
+        })?;
+        let payload =
+            encode_msgpack(&response).map_err(|e| fail(RpcErrorKind::Failed, e.to_string()))?;
+        self.served.fetch_add(1, Ordering::Relaxed);
+        Ok(InvocationResponse::ok(id, payload))
+    }
+}
+
+impl Drop for RunningActor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn to_hyper(
+    request: HttpRequest,
+) -> std::result::Result<hyper::Request<http_body_util::Full<Bytes>>, String> {
+    let uri = http::Uri::builder()
+        .scheme(request.scheme.as_str())
+        .authority(if request.authority.is_empty() {
+            "localhost"
+        } else {
+            request.authority.as_str()
+        })
+        .path_and_query(if request.path_with_query.is_empty() {
+            "/"
+        } else {
+            request.path_with_query.as_str()
+        })
+        .build()
+        .map_err(|e| format!("bad URI: {e}"))?;
+    let mut builder = hyper::Request::builder()
+        .method(request.method.as_str())
+        .uri(uri);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_slice());
+    }
+    builder
+        .body(http_body_util::Full::new(Bytes::from(request.body)))
+        .map_err(|e| format!("bad request: {e}"))
+}

@@ -1,0 +1,143 @@
+//! Host configuration. Every default sits in one [`Default`] impl.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use trellis_protocol::provider::{NatsAuth, NatsTls};
+
+/// Limits on what actors may use. Defaults in [`Default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeLimits {
+    /// Largest component accepted, in bytes. Defaults to 50 MiB.
+    pub max_component_bytes: usize,
+    /// Linear memory per instance, in bytes. Defaults to 64 MiB.
+    pub max_memory_bytes: usize,
+    /// Wall-clock budget of one invocation inside the guest, in ms, enforced
+    /// by epoch interruption. Defaults to 10,000 ms.
+    pub execution_deadline: Duration,
+    /// Interval of the engine's epoch ticker. Deadlines are rounded up to
+    /// it. Defaults to 10 ms.
+    pub epoch_tick: Duration,
+    /// WebAssembly stack size, in bytes. Defaults to 512 KiB.
+    pub max_wasm_stack_bytes: usize,
+    /// Most instances alive at once on this host, all actors together (the
+    /// pooling allocator's slots). Defaults to 1,000.
+    pub max_total_instances: u32,
+    /// Most tables per instance. Defaults to 8.
+    pub max_tables_per_instance: u32,
+    /// Most table elements. Defaults to 20,000.
+    pub max_table_elements: usize,
+    /// Most compiled components kept in the in-memory cache. Defaults to 1,024.
+    pub compile_cache_entries: usize,
+    /// Largest HTTP body an actor may produce, in bytes. Defaults to 10 MiB.
+    pub max_response_body_bytes: usize,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 50 * 1024 * 1024,
+            max_memory_bytes: 64 * 1024 * 1024,
+            execution_deadline: Duration::from_secs(10),
+            epoch_tick: Duration::from_millis(10),
+            max_wasm_stack_bytes: 512 * 1024,
+            max_total_instances: 1_000,
+            max_tables_per_instance: 8,
+            max_table_elements: 20_000,
+            compile_cache_entries: 1_024,
+            max_response_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// How to reach NATS. Defaults in [`Default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// Server URLs. Defaults to `nats://127.0.0.1:4222`.
+    pub urls: Vec<String>,
+    /// Authentication. Defaults to none.
+    pub auth: NatsAuth,
+    /// TLS. Defaults to none (plain TCP).
+    pub tls: Option<NatsTls>,
+    /// Timeout of the first connection, and of each request the host makes
+    /// to NATS. Defaults to 5 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            urls: vec!["nats://127.0.0.1:4222".to_owned()],
+            auth: NatsAuth::None,
+            tls: None,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a host needs to start. Defaults in [`Default`].
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Lattice to join. Defaults to `default`.
+    pub lattice: String,
+    /// NATS connection.
+    pub nats: NatsConfig,
+    /// The host's seed (`SN…`). Defaults to none: a new key per start.
+    pub host_seed: Option<String>,
+    /// Cluster seed (`SC…`) used to issue this host's credential and those
+    /// of its providers. Defaults to none: a new cluster key, which only
+    /// suits a single-host lattice; every host of a lattice must share one
+    /// cluster issuer.
+    pub cluster_seed: Option<String>,
+    /// Further cluster issuers (`C…`) whose members' invocations are
+    /// accepted, besides the cluster seed's own key. Defaults to none.
+    pub cluster_issuers: Vec<String>,
+    /// Accounts (`A…`) whose actor and provider claims are trusted.
+    /// Defaults to none: nothing runs until one is configured.
+    pub trusted_issuers: Vec<String>,
+    /// Labels beyond the built-ins. Defaults to none.
+    pub labels: BTreeMap<String, String>,
+    /// Interval between heartbeats. Defaults to 5 s.
+    pub heartbeat_interval: Duration,
+    /// How long an actor invocation may take end to end (queueing for an
+    /// instance included) before the caller gets a timeout. Defaults to 30 s.
+    pub rpc_timeout: Duration,
+    /// How long an actor's call to a provider may take. Defaults to 10 s.
+    pub provider_call_timeout: Duration,
+    /// How long stopping the host waits for in-flight invocations. Defaults to 10 s.
+    pub drain_timeout: Duration,
+    /// Lifetime of invocation tokens. Defaults to 30 s.
+    pub invocation_token_ttl: Duration,
+    /// Largest payload the host sends over NATS, in bytes; larger ones are
+    /// refused with a `too_large` error. Defaults to the server's
+    /// `max_payload`, learnt on connect.
+    pub max_payload_bytes: Option<usize>,
+    /// Actor limits.
+    pub limits: RuntimeLimits,
+    /// Directories actors may be started from by file path; `None` allows
+    /// any path. Defaults to `None`.
+    pub allowed_actor_dirs: Option<Vec<PathBuf>>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            lattice: trellis_protocol::Lattice::DEFAULT.to_owned(),
+            nats: NatsConfig::default(),
+            host_seed: None,
+            cluster_seed: None,
+            cluster_issuers: Vec::new(),
+            trusted_issuers: Vec::new(),
+            labels: BTreeMap::new(),
+            heartbeat_interval: Duration::from_secs(5),
+            rpc_timeout: Duration::from_secs(30),
+            provider_call_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            invocation_token_ttl: trellis_claims::invocation::DEFAULT_TOKEN_TTL,
+            max_payload_bytes: None,
+            limits: RuntimeLimits::default(),
+            allowed_actor_dirs: None,
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! The host: joins a lattice, runs actors, answers the control interface,
+//! sends heartbeats and publishes events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, watch};
+use trellis_claims::VerifyOptions;
+use trellis_claims::invocation::{
+    DEFAULT_CREDENTIAL_TTL, InvocationSigner, InvocationVerifier, VerifierSettings,
+    issue_credential,
+};
+use trellis_claims::keys::{KeyKind, KeyPair, generate, parse_seed};
+use trellis_protocol::{
+    ActorDescription, ContractId, EventType, Heartbeat, HostInventory, Lattice, LinkDefinition,
+};
+
+use crate::actors::{self, RunningActor, ServeContext};
+use crate::config::HostConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::EventPublisher;
+use crate::rpc::LatticeClient;
+use crate::runtime::Runtime;
+
+pub(crate) struct HostInner {
+    pub(crate) id: String,
+    pub(crate) lattice: Lattice,
+    pub(crate) config: HostConfig,
+    pub(crate) labels: std::sync::RwLock<BTreeMap<String, String>>,
+    pub(crate) nats: async_nats::Client,
+    pub(crate) bucket: async_nats::jetstream::kv::Store,
+    pub(crate) client: Arc<LatticeClient>,
+    pub(crate) serve: ServeContext,
+    pub(crate) trust: VerifyOptions,
+    pub(crate) events: EventPublisher,
+    pub(crate) actors: Mutex<HashMap<String, Arc<RunningActor>>>,
+    pub(crate) started: Instant,
+    pub(crate) stop_tx: watch::Sender<bool>,
+}
+
+/// A running host. Dropping it does not stop it; call [`Host::stop`].
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+impl Host {
+    /// Starts a host: connects to NATS, opens the lattice bucket, starts the
+    /// control interface, heartbeats and the link watcher, and announces
+    /// itself with a `host_started` event.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an invalid lattice name, seed or label;
+    /// [`ErrorKind::Nats`] if NATS or JetStream cannot be reached.
+    pub async fn start(config: HostConfig) -> Result<Self> {
+        let config_err = |m: String| Error::new(ErrorKind::Config, m);
+        let lattice =
+            Lattice::new(config.lattice.clone()).map_err(|e| config_err(e.to_string()))?;
+        let key = match &config.host_seed {
+            Some(seed) => parse_seed(seed, KeyKind::Host)
+                .map_err(|e| config_err(format!("host seed: {e}")))?,
+            None => generate(KeyKind::Host),
+        };
+        let cluster: KeyPair = match &config.cluster_seed {
+            Some(seed) => parse_seed(seed, KeyKind::Cluster)
+                .map_err(|e| config_err(format!("cluster seed: {e}")))?,
+            None => generate(KeyKind::Cluster),
+        };
+        let id = key.public_key();
+        let mut labels = crate::labels::builtin();
+        for (k, v) in &config.labels {
+            crate::labels::validate(k, v).map_err(|e| config_err(e.to_string()))?;
+            labels.insert(k.clone(), v.clone());
+        }
+
+        let nats = crate::nats::connect(&config.nats, &format!("trellis-host-{id}")).await?;
+        let server_max = nats.server_info().max_payload;
+        let max_payload = config
+            .max_payload_bytes
+            .unwrap_or(server_max)
+            .min(server_max.max(1));
+        let bucket =
+            crate::lattice_data::open_bucket(&nats, lattice.as_str(), config.nats.request_timeout)
+                .await?;
+
+        let credential = issue_credential(&cluster, &id, lattice.as_str(), DEFAULT_CREDENTIAL_TTL)?;
+        let signer = InvocationSigner::new(key, credential, config.invocation_token_ttl)?;
+        let mut issuers = config.cluster_issuers.clone();
+        issuers.push(cluster.public_key());
+        let verifier = Arc::new(InvocationVerifier::new(
+            lattice.as_str(),
+            issuers,
+            VerifierSettings::default(),
+        ));
+        let client = Arc::new(LatticeClient::new(
+            nats.clone(),
+            lattice.clone(),
+            signer,
+            config.provider_call_timeout,
+            max_payload,
+        ));
+        let runtime = Arc::new(Runtime::new(config.limits.clone())?);
+        let serve = ServeContext {
+            runtime,
+            lattice: client.clone(),
+            verifier,
+            nats: nats.clone(),
+            rpc_timeout: config.rpc_timeout,
+            max_payload,
+        };
+        let trust = VerifyOptions::trusting(config.trusted_issuers.iter().cloned());
+        let events = EventPublisher::new(nats.clone(), lattice.clone(), id.clone());
+        let (stop_tx, _) = watch::channel(false);
+        let inner = Arc::new(HostInner {
+            id,
+            lattice,
+            config,
+            labels: std::sync::RwLock::new(labels),
+            nats,
+            bucket,
+            client,
+            serve,
+            trust,
+            events,
+            actors: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            stop_tx,
+        });
+        let host = Host { inner };
+        host.spawn_background().await?;
+        host.inner
+            .events
+            .publish(
+                EventType::HostStarted,
+                serde_json::json!({ "labels": host.labels() }),
+            )
+            .await;
+        tracing::info!(host = %host.id(), lattice = %host.inner.lattice, "host started");
+        Ok(host)
+    }
+
+    async fn spawn_background(&self) -> Result<()> {
+        let stop = self.inner.stop_tx.subscribe();
+        tokio::spawn(crate::lattice_data::watch_links(
+            self.inner.bucket.clone(),
+            self.inner.client.clone(),
+        ));
+        crate::control::spawn(self.clone()).await?;
+        let host = self.clone();
+        tokio::spawn(async move {
+            let mut stop = stop;
+            let mut ticker = tokio::time::interval(host.inner.config.heartbeat_interval);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        let interval_ms = u64::try_from(host.inner.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
+                        let heartbeat = Heartbeat { inventory: host.inventory().await, interval_ms };
+                        host.inner.events.publish(EventType::HostHeartbeat, heartbeat).await;
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The host's public key (`N…`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The NATS client the host uses.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.inner.nats
+    }
+
+    /// The host's labels.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.inner
+            .labels
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets a label.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadRequest`] for an invalid or built-in label.
+    pub async fn put_label(&self, key: &str, value: &str) -> Result<()> {
+        crate::labels::validate(key, value)
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+        if let Ok(mut labels) = self.inner.labels.write() {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+        self.inner
+            .events
+            .publish(
+                EventType::LabelsChanged,
+                serde_json::json!({ "labels": self.labels() }),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Deletes a label.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadRequest`] for a built-in label, [`ErrorKind::NotFound`]
+    /// for a label that is not set.
+    pub async fn delete_label(&self, key: &str) -> Result<()> {
+        if key.starts_with(crate::labels::BUILTIN_PREFIX) {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                format!("label {key} is built in"),
+            ));
+        }
+        let removed = self
+            .inner
+            .labels
+            .write()
+            .map(|mut l| l.remove(key).is_some())
+            .unwrap_or(false);
+        if !removed {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("label {key} is not set"),
+            ));
+        }
+        self.inner
+            .events
+            .publish(
+                EventType::LabelsChanged,
+                serde_json::json!({ "labels": self.labels() }),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// What the host runs.
+    pub async fn inventory(&self) -> HostInventory {
+        let actors = self.inner.actors.lock().await;
+        let mut described: Vec<ActorDescription> = actors.values().map(|a| a.describe()).collect();
+        described.sort_by(|a, b| a.id.cmp(&b.id));
+        HostInventory {
+            host_id: self.inner.id.clone(),
+            lattice: self.inner.lattice.to_string(),
+            labels: self.labels(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_ms: u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            actors: described,
+            providers: Vec::new(),
+        }
+    }
+
+    /// Invocations that `actor_id` has answered successfully on this host.
+    pub async fn invocations_served(&self, actor_id: &str) -> Option<u64> {
+        self.inner
+            .actors
+            .lock()
+            .await
+            .get(actor_id)
+            .map(|a| a.served())
+    }
+
+    fn check_path(&self, actor_ref: &str) -> Result<()> {
+        if let Some(dirs) = &self.inner.config.allowed_actor_dirs {
+            let path = std::fs::canonicalize(actor_ref)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {actor_ref}: {e}")))?;
+            if !dirs
+                .iter()
+                .any(|d| std::fs::canonicalize(d).is_ok_and(|d| path.starts_with(d)))
+            {
+                return Err(Error::new(
+                    ErrorKind::BadRequest,
+                    format!("{actor_ref} is outside the allowed actor directories"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_module(&self, actor_ref: &str) -> Result<Vec<u8>> {
+        self.check_path(actor_ref)?;
+        let limit = self.inner.config.limits.max_component_bytes;
+        let meta = tokio::fs::metadata(actor_ref)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {actor_ref}: {e}")))?;
+        if meta.len() > limit as u64 {
+            return Err(Error::new(
+                ErrorKind::InvalidComponent,
+                format!("{actor_ref} is larger than {limit} bytes"),
+            ));
+        }
+        tokio::fs::read(actor_ref)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {actor_ref}: {e}")))
+    }
+
+    /// Starts an actor from a file path.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::start_actor_bytes`], and [`ErrorKind::Io`] if the file
+    /// cannot be read.
+    pub async fn start_actor(
+        &self,
+        actor_ref: &str,
+        max_instances: u32,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<ActorDescription> {
+        let wasm = match self.read_module(actor_ref).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.actor_failed(actor_ref, &e).await;
+                return Err(e);
+            }
+        };
+        self.start_actor_bytes(wasm, actor_ref.to_owned(), max_instances, annotations)
+            .await
+    }
+
+    async fn actor_failed(&self, image_ref: &str, error: &Error) {
+        let kind = error.claims_kind().map(|k| k.code());
+        self.inner
+            .events
+            .publish(EventType::ActorFailed, serde_json::json!({ "image_ref": image_ref, "error": error.to_string(), "claims_error": kind }))
+            .await;
+    }
+
+    /// Starts an actor from its bytes: verifies its claims against the
+    /// trusted issuers, compiles it and subscribes it. Starting an actor
+    /// that already runs with the same module scales it instead.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Claims`] when its claims do not verify (unsigned,
+    /// tampered, expired, untrusted issuer, ...), [`ErrorKind::InvalidComponent`]
+    /// for bytes that are not a valid component, [`ErrorKind::Conflict`] when
+    /// the actor already runs with another module, [`ErrorKind::BadRequest`]
+    /// for 0 instances.
+    pub async fn start_actor_bytes(
+        &self,
+        wasm: Vec<u8>,
+        image_ref: String,
+        max_instances: u32,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<ActorDescription> {
+        if max_instances == 0 {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                "max_instances must be at least 1",
+            ));
+        }
+        let loaded = match actors::load(
+            &self.inner.serve.runtime,
+            wasm,
+            image_ref.clone(),
+            &self.inner.trust,
+        )
+        .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                self.actor_failed(&image_ref, &e).await;
+                return Err(e);
+            }
+        };
+        let id = loaded.claims.sub.clone();
+        let mut actors = self.inner.actors.lock().await;
+        if let Some(existing) = actors.get(&id) {
+            let same = existing.describe();
+            if same.image_ref != image_ref
+                && existing_hash(existing) != loaded.claims.trellis.module_hash
+            {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("actor {id} already runs another module; update it instead"),
+                ));
+            }
+            existing.scale(max_instances);
+            return Ok(existing.describe());
+        }
+        let subject = self
+            .inner
+            .lattice
+            .rpc(&id, None)
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+        let actor = RunningActor::start(
+            self.inner.serve.clone(),
+            subject,
+            loaded,
+            max_instances,
+            annotations,
+        )
+        .await?;
+        let description = actor.describe();
+        actors.insert(id, actor);
+        drop(actors);
+        self.inner
+            .events
+            .publish(EventType::ActorStarted, &description)
+            .await;
+        Ok(description)
+    }
+
+    /// Changes an actor's maximum concurrent instances; 0 stops it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] if the actor does not run here.
+    pub async fn scale_actor(
+        &self,
+        actor_id: &str,
+        max_instances: u32,
+    ) -> Result<Option<ActorDescription>> {
+        if max_instances == 0 {
+            self.stop_actor(actor_id).await?;
+            return Ok(None);
+        }
+        let actors = self.inner.actors.lock().await;
+        let actor = actors.get(actor_id).ok_or_else(|| not_running(actor_id))?;
+        actor.scale(max_instances);
+        let description = actor.describe();
+        drop(actors);
+        self.inner
+            .events
+            .publish(EventType::ActorScaled, &description)
+            .await;
+        Ok(Some(description))
+    }
+
+    /// Replaces a running actor's module without dropping in-flight
+    /// invocations. The new module must carry claims for the same actor key.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`], [`ErrorKind::Claims`], [`ErrorKind::InvalidComponent`],
+    /// or [`ErrorKind::Conflict`] when the new claims name another actor.
+    pub async fn update_actor(&self, actor_id: &str, new_ref: &str) -> Result<ActorDescription> {
+        let wasm = self.read_module(new_ref).await?;
+        let loaded = actors::load(
+            &self.inner.serve.runtime,
+            wasm,
+            new_ref.to_owned(),
+            &self.inner.trust,
+        )
+        .await?;
+        if loaded.claims.sub != actor_id {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{new_ref} is signed for actor {}, not {actor_id}",
+                    loaded.claims.sub
+                ),
+            ));
+        }
+        let actors = self.inner.actors.lock().await;
+        let actor = actors.get(actor_id).ok_or_else(|| not_running(actor_id))?;
+        actor.update(loaded);
+        let description = actor.describe();
+        drop(actors);
+        self.inner
+            .events
+            .publish(EventType::ActorUpdated, &description)
+            .await;
+        Ok(description)
+    }
+
+    /// Stops an actor after its in-flight invocations finish (up to the
+    /// drain timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] if the actor does not run here.
+    pub async fn stop_actor(&self, actor_id: &str) -> Result<()> {
+        let actor = self
+            .inner
+            .actors
+            .lock()
+            .await
+            .remove(actor_id)
+            .ok_or_else(|| not_running(actor_id))?;
+        let description = actor.describe();
+        actor.stop(self.inner.config.drain_timeout).await;
+        self.inner
+            .events
+            .publish(EventType::ActorStopped, &description)
+            .await;
+        Ok(())
+    }
+
+    /// Puts a link definition into the lattice bucket; every host picks it up.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadRequest`] for an invalid link, [`ErrorKind::Nats`].
+    pub async fn put_link(&self, link: LinkDefinition) -> Result<()> {
+        crate::lattice_data::put_link(&self.inner.bucket, &link).await?;
+        // Apply locally at once, so that this host's actors see it before the watch echoes it.
+        self.inner.client.put_link(link.clone());
+        self.inner.events.publish(EventType::LinkSet, &link).await;
+        Ok(())
+    }
+
+    /// Deletes a link definition.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] if there is no such link, [`ErrorKind::Nats`].
+    pub async fn delete_link(
+        &self,
+        actor_id: &str,
+        contract_id: &ContractId,
+        link_name: &str,
+    ) -> Result<()> {
+        let key = trellis_protocol::link::link_bucket_key(actor_id, contract_id, link_name);
+        if self
+            .inner
+            .client
+            .link(actor_id, contract_id, link_name)
+            .is_none()
+        {
+            return Err(Error::new(ErrorKind::NotFound, format!("no link {key}")));
+        }
+        crate::lattice_data::delete_link(&self.inner.bucket, &key).await?;
+        self.inner.client.remove_link(&key);
+        self.inner
+            .events
+            .publish(EventType::LinkDeleted, serde_json::json!({"actor_id": actor_id, "contract_id": contract_id, "link_name": link_name}))
+            .await;
+        Ok(())
+    }
+
+    /// Every link definition in the lattice.
+    pub fn links(&self) -> Vec<LinkDefinition> {
+        self.inner.client.links()
+    }
+
+    /// Stops the host: no new invocations, in-flight ones drain (up to
+    /// `drain`, or the configured drain timeout), a `host_stopped` event,
+    /// and the NATS connection is flushed.
+    pub async fn stop(&self, drain: Option<Duration>) {
+        if self.inner.stop_tx.send_replace(true) {
+            return;
+        }
+        let drain = drain.unwrap_or(self.inner.config.drain_timeout);
+        let actors: Vec<Arc<RunningActor>> = self
+            .inner
+            .actors
+            .lock()
+            .await
+            .drain()
+            .map(|(_, a)| a)
+            .collect();
+        futures::future::join_all(actors.iter().map(|a| a.stop(drain))).await;
+        self.inner
+            .events
+            .publish(EventType::HostStopped, serde_json::json!({}))
+            .await;
+        let _ = tokio::time::timeout(
+            self.inner.config.nats.request_timeout,
+            self.inner.nats.flush(),
+        )
+        .await;
+        tracing::info!(host = %self.inner.id, "host stopped");
+    }
+
+    /// Resolves once the host has been asked to stop (through
+    /// [`Host::stop`] or the control interface).
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.stop_tx.subscribe();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn existing_hash(actor: &RunningActor) -> String {
+    actor.module_hash()
+}
+
+fn not_running(actor_id: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("actor {actor_id} does not run on this host"),
+    )
+}

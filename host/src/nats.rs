@@ -1,0 +1,78 @@
+//! Connecting to NATS: authentication, TLS, and reconnecting forever with
+//! capped exponential backoff, logging every connection event.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use trellis_protocol::provider::NatsAuth;
+
+use crate::config::NatsConfig;
+use crate::error::{Error, ErrorKind, Result};
+
+/// First reconnect delay. Doubles per attempt up to [`MAX_RECONNECT_DELAY`].
+pub const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+/// Longest reconnect delay, so that a restarted server is found within a
+/// second.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Messages buffered per subscription before the connection applies
+/// backpressure. Defaults to 8,192.
+pub const SUBSCRIPTION_CAPACITY: usize = 8_192;
+
+/// The reconnect delay after `attempts` failed attempts.
+pub fn reconnect_delay(attempts: usize) -> Duration {
+    let shift = u32::try_from(attempts.min(16)).unwrap_or(16);
+    MIN_RECONNECT_DELAY
+        .saturating_mul(1u32 << shift)
+        .min(MAX_RECONNECT_DELAY)
+}
+
+/// Connects to NATS as `name` (shown in the server's connection list).
+///
+/// # Errors
+///
+/// [`ErrorKind::Nats`] if the first connection fails within
+/// `config.request_timeout`, or a credentials file cannot be read.
+pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Client> {
+    let nats_err = |e: String| Error::new(ErrorKind::Nats, e);
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(config.request_timeout)
+        .request_timeout(Some(config.request_timeout))
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .max_reconnects(None)
+        .reconnect_delay_callback(reconnect_delay)
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("disconnected from NATS; reconnecting")
+                }
+                other => tracing::info!("NATS event: {other}"),
+            }
+        });
+    options = match &config.auth {
+        NatsAuth::None => options,
+        NatsAuth::Nkey { seed } => options.nkey(seed.clone()),
+        NatsAuth::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        NatsAuth::Credentials { path } => options
+            .credentials_file(path)
+            .await
+            .map_err(|e| nats_err(format!("cannot read NATS credentials {path}: {e}")))?,
+    };
+    if let Some(tls) = &config.tls {
+        options = options.require_tls(true);
+        if let Some(ca) = &tls.ca_file {
+            options = options.add_root_certificates(PathBuf::from(ca));
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            options = options.add_client_certificate(PathBuf::from(cert), PathBuf::from(key));
+        }
+    }
+    let urls = config.urls.join(",");
+    tokio::time::timeout(config.request_timeout, options.connect(urls.as_str()))
+        .await
+        .map_err(|_| nats_err(format!("timed out connecting to NATS at {urls}")))?
+        .map_err(|e| nats_err(format!("cannot connect to NATS at {urls}: {e}")))
+}

@@ -1,0 +1,385 @@
+//! The actor runtime: wasmtime's component model with the pooling
+//! allocator, one epoch ticker per engine, a compile cache keyed by module
+//! hash, and a fresh, deny-by-default instance per invocation.
+
+pub mod capabilities;
+mod log_stream;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use trellis_protocol::contracts::http::HttpResponse;
+
+use crate::config::RuntimeLimits;
+use crate::error::{Error, ErrorKind, Result};
+pub use capabilities::CapabilityContext;
+use log_stream::{LogStream, Stream};
+
+/// The state of one actor instance's store.
+pub struct ActorState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: DenyOutgoingHttp,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// What the actor may reach beyond computing: its claims and links.
+    pub capabilities: CapabilityContext,
+}
+
+impl WasiView for ActorState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ActorState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Actors get no outgoing HTTP: there is no `wasi:http/outgoing-handler`
+/// capability in Trellis yet, so every request is denied.
+#[derive(Default)]
+struct DenyOutgoingHttp;
+
+impl wasmtime_wasi_http::WasiHttpHooks for DenyOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// Increments the engine's epoch every tick on a dedicated thread, until
+/// dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("trellis-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the epoch ticker thread: {e}");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled actor, ready to instantiate.
+#[derive(Clone)]
+pub struct ActorComponent {
+    pre: ProxyPre<ActorState>,
+}
+
+/// The engine, its linker and its compile cache. One per host.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<ActorState>,
+    cache: Mutex<HashMap<String, Component>>,
+    limits: RuntimeLimits,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// A runtime enforcing `limits`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] if wasmtime refuses the configuration (for
+    /// example when the pooling allocator cannot reserve its memory).
+    pub fn new(limits: RuntimeLimits) -> Result<Self> {
+        let config_err =
+            |e: wasmtime::Error| Error::new(ErrorKind::Config, format!("wasmtime: {e:#}"));
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_total_instances)
+            .total_core_instances(limits.max_total_instances.saturating_mul(8))
+            .total_memories(limits.max_total_instances.saturating_mul(2))
+            .total_tables(limits.max_total_instances.saturating_mul(4))
+            .total_stacks(limits.max_total_instances)
+            .max_memories_per_component(16)
+            .max_tables_per_component(limits.max_tables_per_instance.saturating_mul(4))
+            .max_core_instances_per_component(64)
+            .max_tables_per_module(limits.max_tables_per_instance)
+            .table_elements(limits.max_table_elements)
+            .max_memory_size(limits.max_memory_bytes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.max_wasm_stack_bytes)
+            .memory_reservation(limits.max_memory_bytes as u64)
+            .memory_guard_size(64 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(config_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(config_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(config_err)?;
+        capabilities::add_to_linker(&mut linker).map_err(config_err)?;
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick);
+        Ok(Self {
+            engine,
+            linker,
+            cache: Mutex::new(HashMap::new()),
+            limits,
+            _ticker: ticker,
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
+    }
+
+    /// Compiles `wasm` (whose claims-free hash is `hash`) off the async
+    /// runtime, or takes it from the cache, and pre-links it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidComponent`] if it is too large, not a component,
+    /// does not export `wasi:http/incoming-handler`, or imports something
+    /// the host does not provide.
+    pub async fn prepare(&self, wasm: Arc<Vec<u8>>, hash: &str) -> Result<ActorComponent> {
+        if wasm.len() > self.limits.max_component_bytes {
+            return Err(Error::new(
+                ErrorKind::InvalidComponent,
+                format!(
+                    "component of {} bytes exceeds the limit of {}",
+                    wasm.len(),
+                    self.limits.max_component_bytes
+                ),
+            ));
+        }
+        let cached = self.cache.lock().ok().and_then(|c| c.get(hash).cloned());
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let engine = self.engine.clone();
+                let component =
+                    tokio::task::spawn_blocking(move || Component::new(&engine, &*wasm))
+                        .await
+                        .map_err(|e| {
+                            Error::new(
+                                ErrorKind::InvalidComponent,
+                                format!("compilation task failed: {e}"),
+                            )
+                        })?
+                        .map_err(|e| {
+                            Error::new(
+                                ErrorKind::InvalidComponent,
+                                format!("not a valid component: {e:#}"),
+                            )
+                        })?;
+                if let Ok(mut cache) = self.cache.lock() {
+                    if cache.len() >= self.limits.compile_cache_entries
+                        && let Some(evict) = cache.keys().next().cloned()
+                    {
+                        cache.remove(&evict);
+                    }
+                    cache.insert(hash.to_owned(), component.clone());
+                }
+                component
+            }
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("cannot link the component: {e:#}"),
+            )
+        })?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("the component does not export wasi:http/incoming-handler: {e:#}"),
+            )
+        })?;
+        Ok(ActorComponent { pre })
+    }
+
+    /// A fresh store for one invocation of `actor_id`: no preopens, no
+    /// environment, no arguments, no sockets, no stdin; stdout and stderr
+    /// go to the host log. The execution deadline starts now.
+    pub fn new_store(
+        &self,
+        actor_id: &Arc<str>,
+        capabilities: CapabilityContext,
+    ) -> Store<ActorState> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(LogStream::new(actor_id.clone(), Stream::Stdout))
+            .stderr(LogStream::new(actor_id.clone(), Stream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.max_memory_bytes)
+            .table_elements(self.limits.max_table_elements)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = ActorState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: DenyOutgoingHttp,
+            table: ResourceTable::new(),
+            limits,
+            capabilities,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Yield to the async runtime every tick so a busy guest cannot starve
+        // other tasks, and trap once the deadline has passed.
+        let tick_ms = self.limits.epoch_tick.as_millis().max(1);
+        let budget = u64::try_from(self.limits.execution_deadline.as_millis().div_ceil(tick_ms))
+            .unwrap_or(u64::MAX);
+        let mut spent = 0u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            spent += 1;
+            if spent > budget {
+                Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Handles one HTTP request in a fresh instance of `component` and
+    /// collects the whole response, its body at most
+    /// [`RuntimeLimits::max_response_body_bytes`] long.
+    ///
+    /// The guest runs in its own task so that it can stream the body while
+    /// this function reads it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Guest`] if the guest traps (deadline, memory, stack,
+    /// unreachable), fails to instantiate, never sets a response or writes
+    /// too large a body.
+    pub async fn handle_http(
+        &self,
+        component: &ActorComponent,
+        mut store: Store<ActorState>,
+        request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> Result<HttpResponse> {
+        use http_body_util::BodyExt as _;
+        use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+        let guest = |e: wasmtime::Error| Error::new(ErrorKind::Guest, format!("{e:#}"));
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let scheme = match request.uri().scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(scheme, request)
+            .map_err(guest)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(guest)?;
+        let pre = component.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        let join = |r: std::result::Result<wasmtime::Result<()>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => Error::new(ErrorKind::Guest, "the actor never set a response"),
+            Ok(Err(e)) => guest(e),
+            Err(e) => Error::new(ErrorKind::Guest, format!("the actor task failed: {e}")),
+        };
+        let response = match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                task.abort();
+                return Err(Error::new(
+                    ErrorKind::Guest,
+                    format!("the actor answered with an error: {code:?}"),
+                ));
+            }
+            Err(_) => return Err(join(task.await)),
+        };
+        let (parts, body) = response.into_parts();
+        let limit = self.limits.max_response_body_bytes;
+        let collected = http_body_util::Limited::new(body, limit).collect().await;
+        let body = match collected {
+            Ok(c) => c.to_bytes().to_vec(),
+            Err(e) => {
+                task.abort();
+                return Err(Error::new(
+                    ErrorKind::Guest,
+                    format!("cannot read the response body: {e}"),
+                ));
+            }
+        };
+        // The guest may still fail after the body is complete; that is its
+        // own business once the response is whole.
+        if let Ok(Err(e)) = task.await {
+            tracing::debug!("actor failed after responding: {e:#}");
+        }
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    serde_bytes::ByteBuf::from(value.as_bytes().to_vec()),
+                )
+            })
+            .collect();
+        Ok(HttpResponse {
+            status: parts.status.as_u16(),
+            headers,
+            body,
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! Limits: deadline, memory and stack traps, while the host keeps serving.
+
+use std::time::{Duration, Instant};
+
+use trellis_claims::keys::{KeyKind, generate};
+use trellis_host::{ErrorKind, HostConfig, RuntimeLimits};
+use trellis_protocol::RpcErrorKind;
+
+use crate::{TestLattice, body, example, no_annotations};
+
+/// A component exporting `wasi:http/incoming-handler` whose `handle` runs
+/// `body` (core wasm instructions) in a module with `memory_pages` of memory.
+fn handler_component(memory_pages: u32, body: &str, extra: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+            (import "wasi:http/types@0.2.12" (instance $types
+                (export "incoming-request" (type (sub resource)))
+                (export "response-outparam" (type (sub resource)))))
+            (alias export $types "incoming-request" (type $req))
+            (alias export $types "response-outparam" (type $out))
+            (core module $m
+                (memory (export "memory") {memory_pages})
+                {extra}
+                (func (export "handle") (param i32 i32) {body}))
+            (core instance $i (instantiate $m))
+            (func $handle (param "request" (own $req)) (param "response-out" (own $out))
+                (canon lift (core func $i "handle")))
+            (instance $h (export "handle" (func $handle)))
+            (export "wasi:http/incoming-handler@0.2.12" (instance $h)))"#
+    ))
+    .unwrap()
+}
+
+fn limited(lattice: &TestLattice) -> HostConfig {
+    HostConfig {
+        limits: RuntimeLimits {
+            execution_deadline: Duration::from_millis(500),
+            ..RuntimeLimits::default()
+        },
+        ..lattice.config()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_traps_within_the_deadline_while_other_actors_are_served() {
+    let lattice = TestLattice::new();
+    let host = trellis_host::Host::start(limited(&lattice)).await.unwrap();
+    let spinner = generate(KeyKind::Actor);
+    let wasm = lattice.sign(
+        &handler_component(1, "(loop $l (br $l))", ""),
+        &spinner,
+        &[],
+    );
+    host.start_actor_bytes(wasm, "spin".into(), 4, no_annotations())
+        .await
+        .unwrap();
+    let hello = generate(KeyKind::Actor);
+    host.start_actor_bytes(
+        lattice.sign(&example("hello"), &hello, &[]),
+        "hello".into(),
+        4,
+        no_annotations(),
+    )
+    .await
+    .unwrap();
+
+    let client = std::sync::Arc::new(lattice.client().await);
+    let spinning = {
+        let client = client.clone();
+        let id = spinner.public_key();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let err = client.get(&id, "/").await.unwrap_err();
+            (err, started.elapsed())
+        })
+    };
+    // While the loop spins, the other actor answers promptly.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = client.get(&hello.public_key(), "/?name=Ada").await.unwrap();
+    assert_eq!(body(&ok), "Hello, Ada!");
+    let (err, took) = spinning.await.unwrap();
+    assert_eq!(err.kind, RpcErrorKind::Failed);
+    assert!(took < Duration::from_secs(5), "the loop ran for {took:?}");
+    host.stop(None).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_refused() {
+    let lattice = TestLattice::new();
+    let host = trellis_host::Host::start(limited(&lattice)).await.unwrap();
+    let client = lattice.client().await;
+
+    // Declares 2 GiB of memory up front.
+    let declared = generate(KeyKind::Actor);
+    let wasm = lattice.sign(&handler_component(32_768, "", ""), &declared, &[]);
+    match host
+        .start_actor_bytes(wasm, "bomb".into(), 1, no_annotations())
+        .await
+    {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidComponent),
+        Ok(_) => assert_eq!(
+            client
+                .get(&declared.public_key(), "/")
+                .await
+                .unwrap_err()
+                .kind,
+            RpcErrorKind::Failed
+        ),
+    }
+
+    // Grows past the limit at run time.
+    let growing = generate(KeyKind::Actor);
+    let wasm = lattice.sign(
+        &handler_component(1, "(drop (memory.grow (i32.const 30000)))", ""),
+        &growing,
+        &[],
+    );
+    host.start_actor_bytes(wasm, "grow".into(), 1, no_annotations())
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get(&growing.public_key(), "/")
+            .await
+            .unwrap_err()
+            .kind,
+        RpcErrorKind::Failed
+    );
+
+    let hello = generate(KeyKind::Actor);
+    host.start_actor_bytes(
+        lattice.sign(&example("hello"), &hello, &[]),
+        "hello".into(),
+        1,
+        no_annotations(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        client.get(&hello.public_key(), "/").await.unwrap().status,
+        200
+    );
+    host.stop(None).await;
+}
+
+#[tokio::test]
+async fn deep_recursion_traps() {
+    let lattice = TestLattice::new();
+    let host = trellis_host::Host::start(limited(&lattice)).await.unwrap();
+    let actor = generate(KeyKind::Actor);
+    let wasm = lattice.sign(
+        &handler_component(1, "(call $down)", "(func $down (call $down))"),
+        &actor,
+        &[],
+    );
+    host.start_actor_bytes(wasm, "recurse".into(), 1, no_annotations())
+        .await
+        .unwrap();
+    let client = lattice.client().await;
+    assert_eq!(
+        client.get(&actor.public_key(), "/").await.unwrap_err().kind,
+        RpcErrorKind::Failed
+    );
+    // And again: the host is unharmed.
+    assert_eq!(
+        client.get(&actor.public_key(), "/").await.unwrap_err().kind,
+        RpcErrorKind::Failed
+    );
+    host.stop(None).await;
+}
