@@ -81,7 +81,8 @@ pub struct RunningActor {
     pub id: Arc<str>,
     current: RwLock<Arc<Current>>,
     served: AtomicU64,
-    task: tokio::task::JoinHandle<()>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What serving an actor needs from the host.
@@ -132,11 +133,34 @@ impl RunningActor {
             permits: Arc::new(Semaphore::new(max_instances as usize)),
             annotations,
         });
+        // Make sure the server knows the subscription before callers are
+        // told the actor runs.
+        crate::nats::round_trip(&ctx.nats, ctx.rpc_timeout).await?;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let actor = Arc::new_cyclic(|weak: &std::sync::Weak<RunningActor>| {
             let weak = weak.clone();
             let task = tokio::spawn(async move {
                 let mut subscriber = subscriber;
-                while let Some(message) = subscriber.next().await {
+                let mut draining = false;
+                loop {
+                    let message = if draining {
+                        subscriber.next().await
+                    } else {
+                        tokio::select! {
+                            message = subscriber.next() => message,
+                            _ = stop_rx.changed() => {
+                                // Unsubscribe, then answer what the server had
+                                // already routed here: nothing is dropped.
+                                draining = true;
+                                if let Err(e) = subscriber.drain().await {
+                                    tracing::warn!("cannot drain an actor subscription: {e}");
+                                    break;
+                                }
+                                continue;
+                            }
+                        }
+                    };
+                    let Some(message) = message else { break };
                     let Some(actor) = weak.upgrade() else { break };
                     let current = actor.current();
                     let Ok(permit) = current.permits.clone().acquire_owned().await else {
@@ -153,7 +177,8 @@ impl RunningActor {
                 id: id.clone(),
                 current: RwLock::new(current),
                 served: AtomicU64::new(0),
-                task,
+                stop_tx,
+                task: std::sync::Mutex::new(Some(task)),
             }
         });
         Ok(actor)
@@ -221,12 +246,21 @@ impl RunningActor {
         *guard = Arc::new(next);
     }
 
-    /// Stops taking invocations and waits up to `drain` for those in flight.
+    /// Stops taking invocations: unsubscribes, answers the invocations the
+    /// server had already routed here, and waits up to `drain` for those in
+    /// flight.
     pub async fn stop(&self, drain: Duration) {
-        self.task.abort();
+        self.stop_tx.send_replace(true);
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        let deadline = tokio::time::Instant::now() + drain;
+        if let Some(mut task) = task
+            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
+        {
+            task.abort();
+        }
         let current = self.current();
         let all = current.max_instances;
-        let _ = tokio::time::timeout(drain, current.permits.acquire_many(all)).await;
+        let _ = tokio::time::timeout_at(deadline, current.permits.acquire_many(all)).await;
     }
 
     async fn handle(&self, ctx: &ServeContext, current: &Current, message: async_nats::Message) {
@@ -352,7 +386,11 @@ impl RunningActor {
 
 impl Drop for RunningActor {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Ok(mut task) = self.task.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
     }
 }
 

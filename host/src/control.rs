@@ -6,8 +6,9 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trellis_protocol::ctl::{
-    CtlReply, DeleteLabelRequest, DeleteLinkRequest, HostPong, LinkList, PutLabelRequest,
-    ScaleActorRequest, StartActorRequest, StopActorRequest, StopHostRequest, UpdateActorRequest,
+    ClaimsList, CtlReply, DeleteLabelRequest, DeleteLinkRequest, HostPong, LinkList,
+    PutLabelRequest, ScaleActorRequest, StartActorRequest, StopActorRequest, StopHostRequest,
+    UpdateActorRequest,
 };
 use trellis_protocol::subject::{CTL_QUEUE_GROUP, CtlOperation};
 use trellis_protocol::{DecodeLimits, LinkDefinition, decode_json};
@@ -45,6 +46,7 @@ pub(crate) async fn spawn(host: Host) -> Result<()> {
                 .map_err(sub_err)?,
         );
     }
+    crate::nats::round_trip(&nats, host.inner.config.nats.request_timeout).await?;
     let mut merged = futures::stream::select_all(streams);
     tokio::spawn(async move {
         let stopped = host.stopped();
@@ -154,12 +156,15 @@ async fn dispatch(host: &Host, op: CtlOperation, payload: &[u8]) -> Vec<u8> {
         CtlOperation::LinkList => reply_bytes(Ok(LinkList {
             links: host.links(),
         })),
-        CtlOperation::ProviderStart { .. }
-        | CtlOperation::ProviderStop { .. }
-        | CtlOperation::ClaimsList => reply_bytes::<()>(Err(Error::new(
-            ErrorKind::BadRequest,
-            "capability providers are not supported by this host yet",
-        ))),
+        CtlOperation::ClaimsList => reply_bytes(Ok(ClaimsList {
+            claims: host.claims(),
+        })),
+        CtlOperation::ProviderStart { .. } | CtlOperation::ProviderStop { .. } => {
+            reply_bytes::<()>(Err(Error::new(
+                ErrorKind::BadRequest,
+                "capability providers are not supported by this host yet",
+            )))
+        }
         _ => reply_bytes::<()>(Err(Error::new(ErrorKind::BadRequest, "unknown operation"))),
     }
 }

@@ -143,7 +143,7 @@ impl Host {
 
     async fn spawn_background(&self) -> Result<()> {
         let stop = self.inner.stop_tx.subscribe();
-        tokio::spawn(crate::lattice_data::watch_links(
+        tokio::spawn(crate::lattice_data::watch(
             self.inner.bucket.clone(),
             self.inner.client.clone(),
         ));
@@ -371,6 +371,7 @@ impl Host {
             }
         };
         let id = loaded.claims.sub.clone();
+        crate::lattice_data::put_claims(&self.inner.bucket, &id, &loaded.claims).await?;
         let mut actors = self.inner.actors.lock().await;
         if let Some(existing) = actors.get(&id) {
             let same = existing.describe();
@@ -534,6 +535,11 @@ impl Host {
             .publish(EventType::LinkDeleted, serde_json::json!({"actor_id": actor_id, "contract_id": contract_id, "link_name": link_name}))
             .await;
         Ok(())
+    }
+
+    /// The claims of every actor started in the lattice.
+    pub fn claims(&self) -> Vec<serde_json::Value> {
+        self.inner.client.claims()
     }
 
     /// Every link definition in the lattice.

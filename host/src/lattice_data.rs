@@ -136,46 +136,72 @@ pub async fn delete_link(bucket: &async_nats::jetstream::kv::Store, key: &str) -
         .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot delete link: {e}")))
 }
 
-/// Watches the bucket forever, mirroring links into `client`. The watch
-/// starts with every current value, and is re-established (with a short
-/// pause) whenever it ends, for example after NATS restarts.
-pub async fn watch_links(bucket: async_nats::jetstream::kv::Store, client: Arc<LatticeClient>) {
+/// Stores an actor's verified claims under `claims.{actor_id}`.
+///
+/// # Errors
+///
+/// [`ErrorKind::Nats`] if the write fails.
+pub async fn put_claims<T: serde::Serialize>(
+    bucket: &async_nats::jetstream::kv::Store,
+    subject: &str,
+    claims: &T,
+) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(claims).map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+    bucket
+        .put(format!("{CLAIMS_KEY_PREFIX}{subject}"), bytes.into())
+        .await
+        .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot store claims: {e}")))?;
+    Ok(())
+}
+
+/// Watches the bucket forever, mirroring links and claims into `client`.
+/// Each watch starts with every current value, and is re-established (after
+/// a short pause) whenever it ends, for example after NATS restarts.
+pub async fn watch(bucket: async_nats::jetstream::kv::Store, client: Arc<LatticeClient>) {
     let limits = DecodeLimits::default();
     loop {
-        match bucket
-            .watch_with_history(format!("{LINK_KEY_PREFIX}>"))
-            .await
-        {
+        match bucket.watch_with_history(">").await {
             Ok(mut watch) => {
                 while let Some(entry) = watch.next().await {
                     match entry {
-                        Ok(entry) => match entry.operation {
-                            async_nats::jetstream::kv::Operation::Put => {
-                                match LinkDefinition::decode(&entry.value, &limits) {
-                                    Ok(link) if link.bucket_key() == entry.key => {
-                                        client.put_link(link)
-                                    }
-                                    Ok(_) => tracing::warn!(
-                                        key = entry.key,
-                                        "ignoring a link stored under the wrong key"
-                                    ),
-                                    Err(e) => tracing::warn!(
-                                        key = entry.key,
-                                        "ignoring an invalid link: {e}"
-                                    ),
-                                }
-                            }
-                            _ => client.remove_link(&entry.key),
-                        },
+                        Ok(entry) => apply(&client, &limits, entry),
                         Err(e) => {
-                            tracing::warn!("link watch failed: {e}");
+                            tracing::warn!("lattice bucket watch failed: {e}");
                             break;
                         }
                     }
                 }
             }
-            Err(e) => tracing::warn!("cannot watch links: {e}"),
+            Err(e) => tracing::warn!("cannot watch the lattice bucket: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn apply(client: &LatticeClient, limits: &DecodeLimits, entry: async_nats::jetstream::kv::Entry) {
+    let put = matches!(entry.operation, async_nats::jetstream::kv::Operation::Put);
+    if entry.key.starts_with(LINK_KEY_PREFIX) {
+        if !put {
+            client.remove_link(&entry.key);
+            return;
+        }
+        match LinkDefinition::decode(&entry.value, limits) {
+            Ok(link) if link.bucket_key() == entry.key => client.put_link(link),
+            Ok(_) => tracing::warn!(
+                key = entry.key,
+                "ignoring a link stored under the wrong key"
+            ),
+            Err(e) => tracing::warn!(key = entry.key, "ignoring an invalid link: {e}"),
+        }
+    } else if entry.key.starts_with(CLAIMS_KEY_PREFIX) {
+        if !put {
+            client.remove_claims(&entry.key);
+            return;
+        }
+        match trellis_protocol::decode_json::<serde_json::Value>(&entry.value, limits) {
+            Ok(claims) => client.put_claims(entry.key, claims),
+            Err(e) => tracing::warn!(key = entry.key, "ignoring invalid claims: {e}"),
+        }
     }
 }

@@ -76,3 +76,32 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Clie
         .map_err(|_| nats_err(format!("timed out connecting to NATS at {urls}")))?
         .map_err(|e| nats_err(format!("cannot connect to NATS at {urls}: {e}")))
 }
+
+/// Waits until the server has processed everything this client sent so
+/// far, by sending a message to a fresh inbox of this client and waiting
+/// for it to come back. After it returns, subscriptions made before it are
+/// visible to every other client of the server, so a request sent right
+/// after finds its responder.
+///
+/// # Errors
+///
+/// [`ErrorKind::Nats`] if the message does not come back within `timeout`.
+pub async fn round_trip(client: &async_nats::Client, timeout: Duration) -> Result<()> {
+    use futures::StreamExt as _;
+    let fail = |m: String| Error::new(ErrorKind::Nats, m);
+    let inbox = client.new_inbox();
+    let mut sub = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| fail(format!("cannot subscribe: {e}")))?;
+    client
+        .publish(inbox, bytes::Bytes::new())
+        .await
+        .map_err(|e| fail(format!("cannot publish: {e}")))?;
+    match tokio::time::timeout(timeout, sub.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(fail(format!(
+            "no round trip to the NATS server within {timeout:?}"
+        ))),
+    }
+}

@@ -28,6 +28,7 @@ pub struct LatticeClient {
     lattice: Lattice,
     signer: InvocationSigner,
     links: RwLock<HashMap<String, LinkDefinition>>,
+    claims: RwLock<HashMap<String, serde_json::Value>>,
     call_timeout: Duration,
     limits: DecodeLimits,
     max_payload: usize,
@@ -48,6 +49,7 @@ impl LatticeClient {
             lattice,
             signer,
             links: RwLock::new(HashMap::new()),
+            claims: RwLock::new(HashMap::new()),
             call_timeout,
             limits: DecodeLimits::default(),
             max_payload,
@@ -88,6 +90,32 @@ impl LatticeClient {
         if let Ok(mut links) = self.links.write() {
             links.remove(bucket_key);
         }
+    }
+
+    /// Records actor claims seen in the lattice bucket under `key`.
+    pub fn put_claims(&self, key: String, claims: serde_json::Value) {
+        if let Ok(mut all) = self.claims.write() {
+            all.insert(key, claims);
+        }
+    }
+
+    /// Forgets the claims stored under `key`.
+    pub fn remove_claims(&self, key: &str) {
+        if let Ok(mut all) = self.claims.write() {
+            all.remove(key);
+        }
+    }
+
+    /// Every actor's claims seen in the lattice, in key order.
+    pub fn claims(&self) -> Vec<serde_json::Value> {
+        let Ok(all) = self.claims.read() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<&String> = all.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .filter_map(|k| all.get(k).cloned())
+            .collect()
     }
 
     /// The configuration an actor reads through `wasi:config`: the merged

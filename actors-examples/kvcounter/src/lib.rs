@@ -11,7 +11,9 @@
 //! letters, digits, `-` and `_` (`400` otherwise).
 
 use ::wasi::exports::http::incoming_handler::Guest;
-use ::wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use ::wasi::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 mod bindings {
     wit_bindgen::generate!({
@@ -43,8 +45,14 @@ impl Guest for KvCounter {
                 Ok(count) => (200, format!(r#"{{"name":"{name}","count":{count}}}"#)),
                 Err(message) => (500, format!(r#"{{"error":{}}}"#, json_string(&message))),
             },
-            (Method::Get, Some(_)) => (400, r#"{"error":"counter names are 1 to 64 letters, digits, '-' or '_'"}"#.to_owned()),
-            (Method::Get, None) => (404, r#"{"error":"not found; try GET /counter/{name}"}"#.to_owned()),
+            (Method::Get, Some(_)) => (
+                400,
+                r#"{"error":"counter names are 1 to 64 letters, digits, '-' or '_'"}"#.to_owned(),
+            ),
+            (Method::Get, None) => (
+                404,
+                r#"{"error":"not found; try GET /counter/{name}"}"#.to_owned(),
+            ),
             _ => (405, r#"{"error":"method not allowed"}"#.to_owned()),
         };
         respond(response_out, status, &body);
@@ -52,7 +60,11 @@ impl Guest for KvCounter {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn increment(name: &str) -> Result<u64, String> {
@@ -85,14 +97,18 @@ fn json_string(s: &str) -> String {
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &str) {
-    let Ok(headers) = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())]) else {
+    let Ok(headers) =
+        Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
+    else {
         return;
     };
     let response = OutgoingResponse::new(headers);
     if response.set_status_code(status).is_err() {
         return;
     }
-    let Ok(outgoing) = response.body() else { return };
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
     ResponseOutparam::set(out, Ok(response));
     if let Ok(stream) = outgoing.write() {
         let _ = stream.blocking_write_and_flush(body.as_bytes());

@@ -103,6 +103,14 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
     assert_eq!(inventory.actors[0].max_instances, 2);
     assert_eq!(inventory.labels["hostcore.os"], std::env::consts::OS);
 
+    // Its claims are in the lattice bucket, seen by every host.
+    let claims: CtlReply<trellis_protocol::ctl::ClaimsList> =
+        ctl(nats, l.ctl(&CtlOperation::ClaimsList).unwrap(), vec![]).await;
+    let claims = claims.response.unwrap().claims;
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0]["sub"], actor.public_key());
+    assert!(eventually(Duration::from_secs(5), || async { b.claims().len() == 1 }).await);
+
     // Links put through one host are seen by the other.
     let link = LinkDefinition::new(
         actor.public_key(),

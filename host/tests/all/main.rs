@@ -10,6 +10,7 @@
 )]
 
 mod balancing;
+mod capabilities;
 mod control;
 mod denials;
 mod limits;

@@ -202,6 +202,15 @@ pub struct LinkList {
     pub links: Vec<LinkDefinition>,
 }
 
+/// `claims.list` reply: the claims of every actor started in the lattice,
+/// as stored in the lattice bucket under `claims.{actor_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClaimsList {
+    /// The decoded JWT claims (registered claims plus the `trellis`
+    /// metadata object), one per actor.
+    pub claims: Vec<serde_json::Value>,
+}
+
 /// `label.put.{host}`: set one host label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutLabelRequest {
