@@ -15,8 +15,8 @@ use trellis_claims::invocation::InvocationVerifier;
 use trellis_claims::{Claims, VerifyOptions};
 use trellis_protocol::contracts::http::{HANDLE_OPERATION, HttpRequest};
 use trellis_protocol::{
-    ActorDescription, DecodeError, DecodeLimits, Invocation, InvocationResponse, RpcErrorKind,
-    decode_msgpack, encode_msgpack,
+    ActorDescription, DecodeLimits, Invocation, InvocationResponse, RpcErrorKind, decode_msgpack,
+    encode_msgpack,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -135,7 +135,9 @@ impl RunningActor {
         });
         // Make sure the server knows the subscription before callers are
         // told the actor runs.
-        crate::nats::round_trip(&ctx.nats, ctx.rpc_timeout).await?;
+        trellis_lattice_client::round_trip(&ctx.nats, ctx.rpc_timeout)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let actor = Arc::new_cyclic(|weak: &std::sync::Weak<RunningActor>| {
             let weak = weak.clone();
@@ -214,14 +216,22 @@ impl RunningActor {
         }
     }
 
-    /// Changes the maximum concurrent instances. In-flight invocations keep
-    /// their instance.
-    pub fn scale(&self, max_instances: u32) {
-        self.swap(|c| Current {
-            loaded: c.loaded.clone(),
-            max_instances,
-            permits: Arc::new(Semaphore::new(max_instances as usize)),
-            annotations: c.annotations.clone(),
+    /// Changes the maximum concurrent instances, and merges `annotations`
+    /// into the actor's. In-flight invocations keep their instance.
+    pub fn scale(&self, max_instances: u32, annotations: BTreeMap<String, String>) {
+        self.swap(|c| {
+            let mut merged = c.annotations.clone();
+            merged.extend(annotations);
+            Current {
+                loaded: c.loaded.clone(),
+                max_instances,
+                permits: if c.max_instances == max_instances {
+                    c.permits.clone()
+                } else {
+                    Arc::new(Semaphore::new(max_instances as usize))
+                },
+                annotations: merged,
+            }
         });
     }
 
@@ -267,33 +277,11 @@ impl RunningActor {
         let Some(reply) = message.reply.clone() else {
             return;
         };
-        let response = self.answer(ctx, current, &message.payload).await;
-        let response = match response {
+        let response = match self.answer(ctx, current, &message.payload).await {
             Ok(r) => r,
             Err((id, kind, text)) => InvocationResponse::error(id, kind, text),
         };
-        let mut bytes = match response.encode() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("cannot encode a response: {e}");
-                return;
-            }
-        };
-        if bytes.len() > ctx.max_payload {
-            let too_large = InvocationResponse::error(
-                response.invocation_id.clone(),
-                RpcErrorKind::TooLarge,
-                format!(
-                    "the response of {} bytes exceeds the server's max_payload of {}",
-                    bytes.len(),
-                    ctx.max_payload
-                ),
-            );
-            bytes = too_large.encode().unwrap_or_default();
-        }
-        if let Err(e) = ctx.nats.publish(reply, bytes.into()).await {
-            tracing::warn!(actor = %self.id, "cannot send a response: {e}");
-        }
+        trellis_lattice_client::rpc::respond(&ctx.nats, reply, response, ctx.max_payload).await;
     }
 
     async fn answer(
@@ -307,14 +295,9 @@ impl RunningActor {
             ..DecodeLimits::default()
         };
         let invocation = Invocation::decode(payload, &limits).map_err(|e| {
-            let kind = if matches!(e, DecodeError::TooLarge { .. }) {
-                RpcErrorKind::TooLarge
-            } else {
-                RpcErrorKind::BadRequest
-            };
             (
                 String::new(),
-                kind,
+                trellis_lattice_client::rpc::decode_error_kind(&e),
                 format!("cannot decode the invocation: {e}"),
             )
         })?;
@@ -330,10 +313,11 @@ impl RunningActor {
             ));
         }
         ctx.verifier
-            .verify(
+            .verify_call(
                 &invocation.token,
                 &invocation.id,
                 &self.id,
+                &invocation.operation,
                 &invocation.payload,
             )
             .map_err(|e| fail(RpcErrorKind::Denied, format!("invocation refused: {e}")))?;

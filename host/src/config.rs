@@ -118,6 +118,25 @@ pub struct HostConfig {
     /// Directories actors may be started from by file path; `None` allows
     /// any path. Defaults to `None`.
     pub allowed_actor_dirs: Option<Vec<PathBuf>>,
+    /// Development mode: providers may be started from plain binaries
+    /// (unsigned). Defaults to `false`.
+    pub dev_mode: bool,
+    /// Where provider binaries are unpacked from their archives. Defaults
+    /// to `{temp dir}/trellis-providers`.
+    pub provider_cache_dir: PathBuf,
+    /// Interval between provider health checks. Defaults to 10 s.
+    pub provider_health_interval: Duration,
+    /// First delay before restarting a crashed provider; it doubles up to
+    /// [`HostConfig::provider_restart_max_delay`] and resets after a minute
+    /// of uptime. Defaults to 250 ms.
+    pub provider_restart_delay: Duration,
+    /// Longest delay between provider restarts. Defaults to 30 s.
+    pub provider_restart_max_delay: Duration,
+    /// How long a provider may take to exit when asked before it is
+    /// killed. Defaults to 5 s.
+    pub provider_shutdown_timeout: Duration,
+    /// Log filter handed to providers. Defaults to `info`.
+    pub provider_log_level: String,
 }
 
 impl Default for HostConfig {
@@ -138,6 +157,13 @@ impl Default for HostConfig {
             max_payload_bytes: None,
             limits: RuntimeLimits::default(),
             allowed_actor_dirs: None,
+            dev_mode: false,
+            provider_cache_dir: std::env::temp_dir().join("trellis-providers"),
+            provider_health_interval: Duration::from_secs(10),
+            provider_restart_delay: Duration::from_millis(250),
+            provider_restart_max_delay: Duration::from_secs(30),
+            provider_shutdown_timeout: Duration::from_secs(5),
+            provider_log_level: "info".to_owned(),
         }
     }
 }

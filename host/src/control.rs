@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trellis_protocol::ctl::{
     ClaimsList, CtlReply, DeleteLabelRequest, DeleteLinkRequest, HostPong, LinkList,
-    PutLabelRequest, ScaleActorRequest, StartActorRequest, StopActorRequest, StopHostRequest,
-    UpdateActorRequest,
+    PutLabelRequest, ScaleActorRequest, StartActorRequest, StartProviderRequest, StopActorRequest,
+    StopHostRequest, StopProviderRequest, UpdateActorRequest,
 };
 use trellis_protocol::subject::{CTL_QUEUE_GROUP, CtlOperation};
 use trellis_protocol::{DecodeLimits, LinkDefinition, decode_json};
@@ -46,7 +46,9 @@ pub(crate) async fn spawn(host: Host) -> Result<()> {
                 .map_err(sub_err)?,
         );
     }
-    crate::nats::round_trip(&nats, host.inner.config.nats.request_timeout).await?;
+    trellis_lattice_client::round_trip(&nats, host.inner.config.nats.request_timeout)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
     let mut merged = futures::stream::select_all(streams);
     tokio::spawn(async move {
         let stopped = host.stopped();
@@ -123,7 +125,10 @@ async fn dispatch(host: &Host, op: CtlOperation, payload: &[u8]) -> Vec<u8> {
             Err(e) => reply_bytes::<()>(Err(e)),
         },
         CtlOperation::ActorScale { .. } => match request::<ScaleActorRequest>(payload) {
-            Ok(r) => reply_bytes(host.scale_actor(&r.actor_id, r.max_instances).await),
+            Ok(r) => reply_bytes(
+                host.scale_actor(&r.actor_id, r.max_instances, r.annotations)
+                    .await,
+            ),
             Err(e) => reply_bytes::<()>(Err(e)),
         },
         CtlOperation::ActorUpdate { .. } => match request::<UpdateActorRequest>(payload) {
@@ -159,12 +164,17 @@ async fn dispatch(host: &Host, op: CtlOperation, payload: &[u8]) -> Vec<u8> {
         CtlOperation::ClaimsList => reply_bytes(Ok(ClaimsList {
             claims: host.claims(),
         })),
-        CtlOperation::ProviderStart { .. } | CtlOperation::ProviderStop { .. } => {
-            reply_bytes::<()>(Err(Error::new(
-                ErrorKind::BadRequest,
-                "capability providers are not supported by this host yet",
-            )))
-        }
+        CtlOperation::ProviderStart { .. } => match request::<StartProviderRequest>(payload) {
+            Ok(r) => reply_bytes(
+                host.start_provider(&r.provider_ref, &r.link_name, r.config, r.annotations)
+                    .await,
+            ),
+            Err(e) => reply_bytes::<()>(Err(e)),
+        },
+        CtlOperation::ProviderStop { .. } => match request::<StopProviderRequest>(payload) {
+            Ok(r) => reply_bytes(host.stop_provider(&r.provider_id, &r.link_name).await),
+            Err(e) => reply_bytes::<()>(Err(e)),
+        },
         _ => reply_bytes::<()>(Err(Error::new(ErrorKind::BadRequest, "unknown operation"))),
     }
 }

@@ -12,14 +12,18 @@ use trellis_claims::invocation::{
     issue_credential,
 };
 use trellis_claims::keys::{KeyKind, KeyPair, generate, parse_seed};
+use trellis_protocol::provider::NatsConnection;
+use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
     ActorDescription, ContractId, EventType, Heartbeat, HostInventory, Lattice, LinkDefinition,
+    ProviderDescription,
 };
 
 use crate::actors::{self, RunningActor, ServeContext};
 use crate::config::HostConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventPublisher;
+use crate::providers::RunningProvider;
 use crate::rpc::LatticeClient;
 use crate::runtime::Runtime;
 
@@ -35,6 +39,9 @@ pub(crate) struct HostInner {
     pub(crate) trust: VerifyOptions,
     pub(crate) events: EventPublisher,
     pub(crate) actors: Mutex<HashMap<String, Arc<RunningActor>>>,
+    pub(crate) providers: Mutex<HashMap<(String, String), Arc<RunningProvider>>>,
+    pub(crate) cluster: KeyPair,
+    pub(crate) cluster_issuers: Vec<String>,
     pub(crate) started: Instant,
     pub(crate) stop_tx: watch::Sender<bool>,
 }
@@ -75,7 +82,18 @@ impl Host {
             labels.insert(k.clone(), v.clone());
         }
 
-        let nats = crate::nats::connect(&config.nats, &format!("trellis-host-{id}")).await?;
+        let connection = trellis_protocol::provider::NatsConnection {
+            urls: config.nats.urls.clone(),
+            auth: config.nats.auth.clone(),
+            tls: config.nats.tls.clone(),
+        };
+        let nats = trellis_lattice_client::connect(
+            &connection,
+            &format!("trellis-host-{id}"),
+            config.nats.request_timeout,
+        )
+        .await
+        .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
         let server_max = nats.server_info().max_payload;
         let max_payload = config
             .max_payload_bytes
@@ -91,15 +109,14 @@ impl Host {
         issuers.push(cluster.public_key());
         let verifier = Arc::new(InvocationVerifier::new(
             lattice.as_str(),
-            issuers,
+            issuers.clone(),
             VerifierSettings::default(),
         ));
+        let rpc = trellis_lattice_client::RpcClient::new(nats.clone(), signer, max_payload);
         let client = Arc::new(LatticeClient::new(
-            nats.clone(),
+            rpc,
             lattice.clone(),
-            signer,
             config.provider_call_timeout,
-            max_payload,
         ));
         let runtime = Arc::new(Runtime::new(config.limits.clone())?);
         let serve = ServeContext {
@@ -125,6 +142,9 @@ impl Host {
             trust,
             events,
             actors: Mutex::new(HashMap::new()),
+            providers: Mutex::new(HashMap::new()),
+            cluster,
+            cluster_issuers: issuers,
             started: Instant::now(),
             stop_tx,
         });
@@ -152,8 +172,11 @@ impl Host {
         tokio::spawn(async move {
             let mut stop = stop;
             let mut ticker = tokio::time::interval(host.inner.config.heartbeat_interval);
+            // Renew the credential at half its lifetime (the first tick is immediate and harmless).
+            let mut renew = tokio::time::interval(DEFAULT_CREDENTIAL_TTL / 2);
             loop {
                 tokio::select! {
+                    _ = renew.tick() => host.renew_credential(),
                     _ = ticker.tick() => {
                         let interval_ms = u64::try_from(host.inner.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
                         let heartbeat = Heartbeat { inventory: host.inventory().await, interval_ms };
@@ -164,6 +187,19 @@ impl Host {
             }
         });
         Ok(())
+    }
+
+    fn renew_credential(&self) {
+        let signer = self.inner.client.rpc().signer();
+        match issue_credential(
+            &self.inner.cluster,
+            &self.inner.id,
+            self.inner.lattice.as_str(),
+            DEFAULT_CREDENTIAL_TTL,
+        ) {
+            Ok(credential) => signer.set_credential(credential),
+            Err(e) => tracing::error!("cannot renew the host credential: {e}"),
+        }
     }
 
     /// The host's public key (`N…`).
@@ -253,7 +289,13 @@ impl Host {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_ms: u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             actors: described,
-            providers: Vec::new(),
+            providers: {
+                let providers = self.inner.providers.lock().await;
+                let mut described: Vec<ProviderDescription> =
+                    providers.values().map(|p| p.description.clone()).collect();
+                described.sort_by(|a, b| (&a.id, &a.link_name).cmp(&(&b.id, &b.link_name)));
+                described
+            },
         }
     }
 
@@ -371,21 +413,24 @@ impl Host {
             }
         };
         let id = loaded.claims.sub.clone();
-        crate::lattice_data::put_claims(&self.inner.bucket, &id, &loaded.claims).await?;
         let mut actors = self.inner.actors.lock().await;
         if let Some(existing) = actors.get(&id) {
-            let same = existing.describe();
-            if same.image_ref != image_ref
-                && existing_hash(existing) != loaded.claims.trellis.module_hash
-            {
+            if existing.module_hash() != loaded.claims.trellis.module_hash {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!("actor {id} already runs another module; update it instead"),
                 ));
             }
-            existing.scale(max_instances);
-            return Ok(existing.describe());
+            existing.scale(max_instances, annotations);
+            let description = existing.describe();
+            drop(actors);
+            self.inner
+                .events
+                .publish(EventType::ActorScaled, &description)
+                .await;
+            return Ok(description);
         }
+        crate::lattice_data::put_claims(&self.inner.bucket, &id, &loaded.claims).await?;
         let subject = self
             .inner
             .lattice
@@ -418,6 +463,7 @@ impl Host {
         &self,
         actor_id: &str,
         max_instances: u32,
+        annotations: BTreeMap<String, String>,
     ) -> Result<Option<ActorDescription>> {
         if max_instances == 0 {
             self.stop_actor(actor_id).await?;
@@ -425,7 +471,7 @@ impl Host {
         }
         let actors = self.inner.actors.lock().await;
         let actor = actors.get(actor_id).ok_or_else(|| not_running(actor_id))?;
-        actor.scale(max_instances);
+        actor.scale(max_instances, annotations);
         let description = actor.describe();
         drop(actors);
         self.inner
@@ -443,14 +489,25 @@ impl Host {
     /// [`ErrorKind::NotFound`], [`ErrorKind::Claims`], [`ErrorKind::InvalidComponent`],
     /// or [`ErrorKind::Conflict`] when the new claims name another actor.
     pub async fn update_actor(&self, actor_id: &str, new_ref: &str) -> Result<ActorDescription> {
-        let wasm = self.read_module(new_ref).await?;
-        let loaded = actors::load(
-            &self.inner.serve.runtime,
-            wasm,
-            new_ref.to_owned(),
-            &self.inner.trust,
-        )
-        .await?;
+        let loaded = match self.read_module(new_ref).await {
+            Ok(wasm) => {
+                actors::load(
+                    &self.inner.serve.runtime,
+                    wasm,
+                    new_ref.to_owned(),
+                    &self.inner.trust,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                self.actor_failed(new_ref, &e).await;
+                return Err(e);
+            }
+        };
         if loaded.claims.sub != actor_id {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -460,9 +517,11 @@ impl Host {
                 ),
             ));
         }
+        let claims = loaded.claims.clone();
         let actors = self.inner.actors.lock().await;
         let actor = actors.get(actor_id).ok_or_else(|| not_running(actor_id))?;
         actor.update(loaded);
+        crate::lattice_data::put_claims(&self.inner.bucket, actor_id, &claims).await?;
         let description = actor.describe();
         drop(actors);
         self.inner
@@ -504,6 +563,7 @@ impl Host {
         crate::lattice_data::put_link(&self.inner.bucket, &link).await?;
         // Apply locally at once, so that this host's actors see it before the watch echoes it.
         self.inner.client.put_link(link.clone());
+        self.notify_provider(&link, |s| s.link_put).await;
         self.inner.events.publish(EventType::LinkSet, &link).await;
         Ok(())
     }
@@ -520,21 +580,215 @@ impl Host {
         link_name: &str,
     ) -> Result<()> {
         let key = trellis_protocol::link::link_bucket_key(actor_id, contract_id, link_name);
-        if self
-            .inner
-            .client
-            .link(actor_id, contract_id, link_name)
-            .is_none()
-        {
+        let existing = self.inner.client.link(actor_id, contract_id, link_name);
+        if existing.is_none() {
             return Err(Error::new(ErrorKind::NotFound, format!("no link {key}")));
         }
         crate::lattice_data::delete_link(&self.inner.bucket, &key).await?;
         self.inner.client.remove_link(&key);
+        if let Some(link) = &existing {
+            self.notify_provider(link, |s| s.link_del).await;
+        }
         self.inner
             .events
             .publish(EventType::LinkDeleted, serde_json::json!({"actor_id": actor_id, "contract_id": contract_id, "link_name": link_name}))
             .await;
         Ok(())
+    }
+
+    /// Tells every instance of the link's provider about a link change.
+    async fn notify_provider(
+        &self,
+        link: &LinkDefinition,
+        subject: impl FnOnce(ProviderSubjects) -> String,
+    ) {
+        let Ok(subjects) =
+            self.inner
+                .lattice
+                .provider(&link.provider_id, &link.link_name, &self.inner.id)
+        else {
+            return;
+        };
+        match link.encode() {
+            Ok(body) => {
+                if let Err(e) = self
+                    .inner
+                    .nats
+                    .publish(subject(subjects), body.into())
+                    .await
+                {
+                    tracing::warn!(
+                        "cannot tell provider {} about a link: {e}",
+                        link.provider_id
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("cannot encode a link: {e}"),
+        }
+    }
+
+    /// Starts a capability provider from a signed provider archive
+    /// (`.par.gz`), or, in development mode only, from a plain binary (whose
+    /// `config` must then name its `contract_id`). The process gets a cleared
+    /// environment and its host data on stdin, and is restarted whenever it
+    /// dies.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Claims`] when the archive's claims or binary hashes do
+    /// not verify, [`ErrorKind::NotFound`] without a binary for this
+    /// target, [`ErrorKind::BadRequest`] for a plain binary outside
+    /// development mode, [`ErrorKind::Conflict`] when it already runs here
+    /// with this link name.
+    pub async fn start_provider(
+        &self,
+        provider_ref: &str,
+        link_name: &str,
+        config: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<ProviderDescription> {
+        let bad = |m: String| Error::new(ErrorKind::BadRequest, m);
+        trellis_protocol::subject::validate_token(
+            trellis_protocol::subject::TokenKind::LinkName,
+            link_name,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let cfg = &self.inner.config;
+        let (binary, description) = if provider_ref.ends_with(".par.gz")
+            || provider_ref.ends_with(".par")
+        {
+            let (binary, claims) =
+                crate::providers::unpack(provider_ref, &self.inner.trust, &cfg.provider_cache_dir)
+                    .await?;
+            let contract_id = ContractId::new(claims.trellis.contract_id.clone())
+                .map_err(|e| bad(e.to_string()))?;
+            let description = ProviderDescription {
+                id: claims.sub.clone(),
+                name: claims.trellis.name.clone(),
+                contract_id,
+                link_name: link_name.to_owned(),
+                image_ref: provider_ref.to_owned(),
+                revision: claims.trellis.rev,
+                annotations,
+            };
+            (binary, description)
+        } else if cfg.dev_mode {
+            let contract_id = crate::providers::dev_contract(&config)?;
+            let binary = std::path::PathBuf::from(provider_ref);
+            if !binary.is_file() {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("{provider_ref} is not a file"),
+                ));
+            }
+            let name = binary.file_stem().map_or_else(
+                || provider_ref.to_owned(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            let id = config
+                .get("provider_id")
+                .cloned()
+                .unwrap_or_else(|| generate(KeyKind::Provider).public_key());
+            trellis_claims::keys::expect_public_key(&id, KeyKind::Provider)?;
+            let description = ProviderDescription {
+                id,
+                name,
+                contract_id,
+                link_name: link_name.to_owned(),
+                image_ref: provider_ref.to_owned(),
+                revision: 0,
+                annotations,
+            };
+            (binary, description)
+        } else {
+            return Err(bad(format!(
+                "{provider_ref} is not a provider archive (.par.gz); plain binaries run only in development mode"
+            )));
+        };
+        let key = (description.id.clone(), link_name.to_owned());
+        let mut providers = self.inner.providers.lock().await;
+        if providers.contains_key(&key) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("provider {} already serves link {link_name} here", key.0),
+            ));
+        }
+        let subjects = self
+            .inner
+            .lattice
+            .provider(&description.id, link_name, &self.inner.id)
+            .map_err(|e| bad(e.to_string()))?;
+        let links = self
+            .links()
+            .into_iter()
+            .filter(|l| l.provider_id == description.id && l.link_name == link_name)
+            .collect();
+        let nats = NatsConnection {
+            urls: cfg.nats.urls.clone(),
+            auth: cfg.nats.auth.clone(),
+            tls: cfg.nats.tls.clone(),
+        };
+        let host_data = crate::providers::host_data(
+            &self.inner.cluster,
+            self.inner.lattice.as_str(),
+            &self.inner.id,
+            &description.id,
+            link_name,
+            nats,
+            self.inner.cluster_issuers.clone(),
+            links,
+            config,
+            cfg.provider_log_level.clone(),
+        )?;
+        let supervision = crate::providers::Supervision {
+            events: self.inner.events.clone(),
+            nats: self.inner.nats.clone(),
+            restart_delay: cfg.provider_restart_delay,
+            restart_max_delay: cfg.provider_restart_max_delay,
+            shutdown_timeout: cfg.provider_shutdown_timeout,
+            health_interval: cfg.provider_health_interval,
+        };
+        let launch = crate::providers::Launch {
+            binary,
+            description: description.clone(),
+            subjects,
+            host_data,
+        };
+        providers.insert(key, crate::providers::supervise(launch, supervision));
+        Ok(description)
+    }
+
+    /// Stops a provider: asks it to shut down, kills it if it does not
+    /// exit in time, and reaps it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] if it does not run here with that link name.
+    pub async fn stop_provider(&self, provider_id: &str, link_name: &str) -> Result<()> {
+        let provider = self
+            .inner
+            .providers
+            .lock()
+            .await
+            .remove(&(provider_id.to_owned(), link_name.to_owned()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("provider {provider_id} does not serve link {link_name} here"),
+                )
+            })?;
+        provider.stop().await;
+        Ok(())
+    }
+
+    /// The process id of a provider's current process, if it runs.
+    pub async fn provider_pid(&self, provider_id: &str, link_name: &str) -> Option<u32> {
+        self.inner
+            .providers
+            .lock()
+            .await
+            .get(&(provider_id.to_owned(), link_name.to_owned()))
+            .and_then(|p| p.pid())
     }
 
     /// The claims of every actor started in the lattice.
@@ -564,6 +818,15 @@ impl Host {
             .map(|(_, a)| a)
             .collect();
         futures::future::join_all(actors.iter().map(|a| a.stop(drain))).await;
+        let providers: Vec<Arc<RunningProvider>> = self
+            .inner
+            .providers
+            .lock()
+            .await
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        futures::future::join_all(providers.iter().map(|p| p.stop())).await;
         self.inner
             .events
             .publish(EventType::HostStopped, serde_json::json!({}))
@@ -586,10 +849,6 @@ impl Host {
             }
         }
     }
-}
-
-fn existing_hash(actor: &RunningActor) -> String {
-    actor.module_hash()
 }
 
 fn not_running(actor_id: &str) -> Error {

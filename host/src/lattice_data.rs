@@ -33,73 +33,9 @@ pub async fn open_bucket(
     lattice: &str,
     timeout: Duration,
 ) -> Result<async_nats::jetstream::kv::Store> {
-    let js = async_nats::jetstream::new(nats.clone());
-    let name = bucket_name(lattice);
-    let open = async {
-        if let Ok(store) = js.get_key_value(&name).await {
-            return Ok(store);
-        }
-        create_bucket_stream(nats, &name).await?;
-        js.get_key_value(&name)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot open bucket {name}: {e}")))
-    };
-    tokio::time::timeout(timeout, open).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Nats,
-            format!("timed out opening bucket {name}; is JetStream enabled?"),
-        )
-    })?
-}
-
-/// Creates the stream behind a key-value bucket through the JetStream API
-/// (`$JS.API.STREAM.CREATE`), with the settings of the KV specification
-/// (ADR-8 of the NATS architecture decisions): one subject space
-/// `$KV.{bucket}.>`, [`BUCKET_HISTORY`] messages per subject, rollups
-/// allowed, deletes denied, direct gets on.
-///
-/// async-nats 0.51's own `create_key_value` cannot parse the reply of the
-/// nats-server 2.9 that Debian ships, so the stream is created here and the
-/// bucket then opened with async-nats.
-async fn create_bucket_stream(nats: &async_nats::Client, name: &str) -> Result<()> {
-    let config = serde_json::json!({
-        "name": format!("KV_{name}"),
-        "subjects": [format!("$KV.{name}.>")],
-        "retention": "limits",
-        "max_consumers": -1,
-        "max_msgs": -1,
-        "max_bytes": -1,
-        "max_age": 0,
-        "max_msgs_per_subject": BUCKET_HISTORY,
-        "max_msg_size": -1,
-        "discard": "new",
-        "storage": "file",
-        "num_replicas": 1,
-        "duplicate_window": 120_000_000_000u64,
-        "allow_direct": true,
-        "deny_delete": true,
-        "deny_purge": false,
-        "allow_rollup_hdrs": true,
-    });
-    let body =
-        serde_json::to_vec(&config).map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
-    let reply = nats
-        .request(format!("$JS.API.STREAM.CREATE.KV_{name}"), body.into())
+    trellis_lattice_client::kv::open_or_create(nats, &bucket_name(lattice), BUCKET_HISTORY, timeout)
         .await
-        .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot create bucket {name}: {e}")))?;
-    let answer: serde_json::Value = serde_json::from_slice(&reply.payload)
-        .map_err(|e| Error::new(ErrorKind::Nats, format!("unreadable JetStream reply: {e}")))?;
-    match answer.get("error") {
-        // Another host created it at the same time.
-        Some(err) if err.get("err_code").and_then(serde_json::Value::as_u64) == Some(10058) => {
-            Ok(())
-        }
-        Some(err) => Err(Error::new(
-            ErrorKind::Nats,
-            format!("cannot create bucket {name}: {err}"),
-        )),
-        None => Ok(()),
-    }
+        .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))
 }
 
 /// Puts a link into the bucket.

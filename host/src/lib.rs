@@ -17,6 +17,7 @@
 //!   `wasi:logging` and `wasi:config` to actors.
 //! - [`actors`]: verifying, starting, scaling, updating and stopping actors,
 //!   and serving their invocations.
+//! - [`providers`]: supervising capability provider processes.
 //! - [`rpc`]: signed invocations to providers.
 //! - [`control`]: the control interface.
 //! - [`lattice_data`]: links in the lattice's JetStream bucket.
@@ -47,7 +48,7 @@ pub mod events;
 mod host;
 pub mod labels;
 pub mod lattice_data;
-pub mod nats;
+pub mod providers;
 pub mod rpc;
 pub mod runtime;
 

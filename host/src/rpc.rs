@@ -1,10 +1,8 @@
-//! RPC: signed invocations over NATS, in both directions.
+//! RPC from the host: actors' capability imports calling providers.
 //!
-//! [`LatticeClient`] is what actors' capability imports use to call
-//! providers: it looks links up, signs each invocation with the host's key
-//! and sends it as a NATS request inside a timeout. The same NATS client is
-//! shared by every call, so requests stay concurrent and no connection is
-//! made per call.
+//! [`LatticeClient`] looks links up, signs each invocation with the host's
+//! key and sends it as a NATS request inside a timeout, over the one shared
+//! NATS client (see [`trellis_lattice_client::RpcClient`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -12,47 +10,39 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trellis_claims::invocation::InvocationSigner;
+pub use trellis_lattice_client::CallError;
+use trellis_lattice_client::RpcClient;
 use trellis_protocol::{
-    ContractId, DecodeLimits, Entity, EntityKind, Invocation, InvocationResponse, Lattice,
-    LinkDefinition, RpcErrorKind, decode_msgpack, encode_msgpack,
+    ContractId, DecodeLimits, Entity, EntityKind, Lattice, LinkDefinition, RpcErrorKind,
+    decode_msgpack, encode_msgpack,
 };
 
-/// A failure of an RPC call: a kind for programs and a message for people.
-pub type CallError = (RpcErrorKind, String);
+/// Prefix of link `config` keys that the actor may read through
+/// `wasi:config`.
+pub const ACTOR_CONFIG_PREFIX: &str = "actor.";
 
-/// The host's view of the lattice for its actors: links, and calls to
-/// providers.
+/// The host's view of the lattice for its actors: links, claims, and calls
+/// to providers.
 pub struct LatticeClient {
-    nats: async_nats::Client,
+    rpc: RpcClient,
     lattice: Lattice,
-    signer: InvocationSigner,
     links: RwLock<HashMap<String, LinkDefinition>>,
     claims: RwLock<HashMap<String, serde_json::Value>>,
     call_timeout: Duration,
     limits: DecodeLimits,
-    max_payload: usize,
 }
 
 impl LatticeClient {
-    /// A client that signs with `signer` and waits `call_timeout` for each
-    /// provider, refusing payloads over `max_payload` bytes.
-    pub fn new(
-        nats: async_nats::Client,
-        lattice: Lattice,
-        signer: InvocationSigner,
-        call_timeout: Duration,
-        max_payload: usize,
-    ) -> Self {
+    /// A client that sends through `rpc` and waits `call_timeout` for each
+    /// provider.
+    pub fn new(rpc: RpcClient, lattice: Lattice, call_timeout: Duration) -> Self {
         Self {
-            nats,
+            rpc,
             lattice,
-            signer,
             links: RwLock::new(HashMap::new()),
             claims: RwLock::new(HashMap::new()),
             call_timeout,
             limits: DecodeLimits::default(),
-            max_payload,
         }
     }
 
@@ -118,30 +108,34 @@ impl LatticeClient {
             .collect()
     }
 
-    /// The configuration an actor reads through `wasi:config`: the merged
-    /// `config` of every link whose source it is, in bucket-key order.
+    /// The configuration an actor reads through `wasi:config`: the entries
+    /// of its links' `config` whose key starts with [`ACTOR_CONFIG_PREFIX`],
+    /// without that prefix, merged in bucket-key order. Other entries are
+    /// for the provider only (they may hold its secrets, such as a database
+    /// password) and are never shown to the actor.
     pub fn actor_config(&self, actor_id: &str) -> BTreeMap<String, String> {
         let mut config = BTreeMap::new();
         for link in self.links().into_iter().filter(|l| l.actor_id == actor_id) {
-            config.extend(link.config);
+            for (key, value) in link.config {
+                if let Some(key) = key.strip_prefix(ACTOR_CONFIG_PREFIX) {
+                    config.insert(key.to_owned(), value);
+                }
+            }
         }
         config
     }
 
-    /// The signer, for responses and host-originated invocations.
-    pub fn signer(&self) -> &InvocationSigner {
-        &self.signer
+    /// The RPC client, for host-originated invocations.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
     }
 
     /// Calls `operation` on the provider of `link` on behalf of `actor_id`.
     ///
     /// # Errors
     ///
-    /// `(kind, message)`: [`RpcErrorKind::TooLarge`] for a request over the
-    /// server's payload limit, [`RpcErrorKind::Timeout`] when no answer
-    /// comes in time, [`RpcErrorKind::NotFound`] when no provider listens,
-    /// the provider's own error, or [`RpcErrorKind::BadRequest`] for an
-    /// answer that does not decode.
+    /// `(kind, message)` as [`RpcClient::invoke`] returns them, or
+    /// [`RpcErrorKind::BadRequest`] for an answer that does not decode.
     pub async fn call_provider<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         actor_id: &str,
@@ -168,77 +162,17 @@ impl LatticeClient {
             .rpc(&link.provider_id, Some(&link.link_name))
             .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
         let response = self
-            .invoke(&subject, origin, target, operation, payload)
+            .rpc
+            .invoke(
+                &subject,
+                origin,
+                target,
+                operation,
+                payload,
+                self.call_timeout,
+            )
             .await?;
         decode_msgpack(&response, &self.limits)
             .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))
-    }
-
-    /// Signs and sends an invocation to `subject` and returns the response
-    /// payload.
-    ///
-    /// # Errors
-    ///
-    /// As [`LatticeClient::call_provider`].
-    pub async fn invoke(
-        &self,
-        subject: &str,
-        origin: Entity,
-        target: Entity,
-        operation: &str,
-        payload: Vec<u8>,
-    ) -> Result<Vec<u8>, CallError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut invocation = Invocation::new(id.clone(), origin, target, operation, payload);
-        invocation.token = self
-            .signer
-            .sign(&id, &invocation.target.id, operation, &invocation.payload)
-            .map_err(|e| (RpcErrorKind::Failed, e.to_string()))?;
-        let bytes = invocation
-            .encode()
-            .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
-        if bytes.len() > self.max_payload {
-            return Err((
-                RpcErrorKind::TooLarge,
-                format!(
-                    "invocation of {} bytes exceeds the server's max_payload of {}",
-                    bytes.len(),
-                    self.max_payload
-                ),
-            ));
-        }
-        let reply = tokio::time::timeout(
-            self.call_timeout,
-            self.nats.request(subject.to_owned(), bytes.into()),
-        )
-        .await
-        .map_err(|_| {
-            (
-                RpcErrorKind::Timeout,
-                format!("no answer on {subject} within {:?}", self.call_timeout),
-            )
-        })?
-        .map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::NoResponders => {
-                (RpcErrorKind::NotFound, format!("nothing serves {subject}"))
-            }
-            async_nats::RequestErrorKind::TimedOut => {
-                (RpcErrorKind::Timeout, format!("no answer on {subject}"))
-            }
-            async_nats::RequestErrorKind::MaxPayloadExceeded => {
-                (RpcErrorKind::TooLarge, e.to_string())
-            }
-            _ => (RpcErrorKind::Failed, e.to_string()),
-        })?;
-        let response = InvocationResponse::decode(&reply.payload, &self.limits).map_err(|e| {
-            (
-                RpcErrorKind::BadRequest,
-                format!("undecodable response: {e}"),
-            )
-        })?;
-        match response.error {
-            Some(err) => Err((err.kind, err.message)),
-            None => Ok(response.payload),
-        }
     }
 }

@@ -3,6 +3,8 @@
 //! - [`NatsServer`]: a real `nats-server` with JetStream, started by the test
 //!   on a free loopback port with its own temporary store directory, killed
 //!   on drop, and restartable on the same port.
+//! - [`host::TestLattice`]: a nats-server, keys and hosts for one test.
+//! - [`lattice::TestClient`]: sends signed invocations to actors.
 //! - [`example_component`]: an actor from `actors-examples/`, built once per
 //!   test process for `wasm32-wasip2`.
 //!
@@ -10,6 +12,9 @@
 //! a failed test with its message.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod host;
+pub mod lattice;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

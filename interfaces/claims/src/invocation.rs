@@ -101,7 +101,7 @@ pub fn issue_credential(
 pub struct InvocationSigner {
     key: KeyPair,
     kind: KeyKind,
-    credential: String,
+    credential: std::sync::RwLock<String>,
     ttl: Duration,
 }
 
@@ -125,9 +125,17 @@ impl InvocationSigner {
         Ok(Self {
             key,
             kind,
-            credential,
+            credential: std::sync::RwLock::new(credential),
             ttl,
         })
+    }
+
+    /// Replaces the credential, e.g. with a renewed one before the old
+    /// one expires.
+    pub fn set_credential(&self, credential: String) {
+        if let Ok(mut c) = self.credential.write() {
+            *c = credential;
+        }
     }
 
     /// The signer's public key.
@@ -153,7 +161,11 @@ impl InvocationSigner {
                 target: target.to_owned(),
                 operation: operation.to_owned(),
                 payload_hash: sha256_hex(payload),
-                credential: self.credential.clone(),
+                credential: self
+                    .credential
+                    .read()
+                    .map(|c| c.clone())
+                    .unwrap_or_default(),
             },
         };
         jwt::sign(&mut claims, &self.key, self.kind)
@@ -273,6 +285,39 @@ impl InvocationVerifier {
         target: &str,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
+        self.check(token, id, target, None, payload)
+    }
+
+    /// As [`InvocationVerifier::verify`], and also checks that the token
+    /// was issued for `operation`. Receivers of invocations use this one.
+    ///
+    /// # Errors
+    ///
+    /// As [`InvocationVerifier::verify`]; [`ErrorKind::HashMismatch`] when
+    /// the operation differs from the signed one.
+    pub fn verify_call(
+        &self,
+        token: &str,
+        id: &str,
+        target: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<VerifiedSender> {
+        self.check(token, id, target, Some(operation), payload)
+    }
+
+    fn check(
+        &self,
+        token: &str,
+        id: &str,
+        target: &str,
+        operation: Option<&str>,
+        payload: &[u8],
+    ) -> Result<VerifiedSender> {
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(Error::new(ErrorKind::Malformed, "the token is too long"));
+        }
+
         // Who claims to have signed it, and is that key vouched for?
         let unverified: Claims<InvocationMetadata> = jwt::decode_unverified(token)?;
         let sender = self.check_credential(&unverified.trellis.credential)?;
@@ -295,6 +340,12 @@ impl InvocationVerifier {
             return Err(Error::new(
                 ErrorKind::HashMismatch,
                 "the token was issued for another invocation",
+            ));
+        }
+        if operation.is_some_and(|op| op != claims.trellis.operation) {
+            return Err(Error::new(
+                ErrorKind::HashMismatch,
+                "the token was issued for another operation",
             ));
         }
         if claims.trellis.payload_hash != sha256_hex(payload) {

@@ -68,8 +68,15 @@ pub struct HostData {
     pub lattice: String,
     /// The host that started the provider (`N…`).
     pub host_id: String,
-    /// The provider's own seed (`SV…`), used to sign its invocations.
+    /// The provider's id (`V…`), the subject of its claims: links and RPC
+    /// subjects name it.
+    pub provider_id: String,
+    /// The seed (`SV…`) of this instance's signing key, made by the host
+    /// for this process; its invocations are signed with it.
     pub provider_seed: String,
+    /// The provider's credential: a JWT issued by a cluster issuer of the
+    /// lattice vouching for its key (see `trellis_claims::invocation`).
+    pub credential: String,
     /// The link name this instance serves.
     pub link_name: String,
     /// NATS connection settings.
@@ -109,4 +116,14 @@ impl HostData {
     pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
         decode_json(bytes, limits)
     }
+}
+
+/// A provider's answer to a health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Whether the provider can serve (its backend is reachable).
+    pub healthy: bool,
+    /// Details for people, e.g. why it is unhealthy. Empty by default.
+    #[serde(default)]
+    pub message: String,
 }

@@ -300,6 +300,65 @@ impl Lattice {
     pub fn all_events(&self) -> String {
         format!("{EVT_PREFIX}.{}.>", self.0)
     }
+
+    /// The subjects of one provider instance: `provider_id` serving
+    /// `link_name`, started by `host_id`.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubjectError`] when an id or the link name is not a valid token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::subject::Lattice;
+    ///
+    /// let s = Lattice::new("default").unwrap().provider("VKV", "default", "NHOST").unwrap();
+    /// assert_eq!(s.rpc, "trellis.rpc.default.VKV.default");
+    /// assert_eq!(s.link_put, "trellis.rpc.default.VKV.default.link.put");
+    /// assert_eq!(s.health, "trellis.rpc.default.VKV.default.health.NHOST");
+    /// assert_eq!(s.shutdown, "trellis.rpc.default.VKV.default.shutdown.NHOST");
+    /// ```
+    pub fn provider(
+        &self,
+        provider_id: &str,
+        link_name: &str,
+        host_id: &str,
+    ) -> Result<ProviderSubjects, SubjectError> {
+        validate_token(TokenKind::Id, host_id)?;
+        let rpc = self.rpc(provider_id, Some(link_name))?;
+        Ok(ProviderSubjects {
+            queue_group: format!("trellis-{provider_id}-{link_name}"),
+            link_put: format!("{rpc}.link.put"),
+            link_del: format!("{rpc}.link.del"),
+            health: format!("{rpc}.health.{host_id}"),
+            shutdown: format!("{rpc}.shutdown.{host_id}"),
+            rpc,
+        })
+    }
+}
+
+/// The subjects of one provider instance (see [`Lattice::provider`]).
+///
+/// Invocations arrive on `rpc` in `queue_group`, so instances of a provider
+/// on several hosts share the load. Link updates go to every instance; health
+/// checks and shutdown requests to the instance its host started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSubjects {
+    /// Invocations: `trellis.rpc.{lattice}.{provider_id}.{link_name}`.
+    pub rpc: String,
+    /// Queue group of `rpc`: `trellis-{provider_id}-{link_name}`.
+    pub queue_group: String,
+    /// A link definition naming this provider was put: `{rpc}.link.put`,
+    /// body a [`crate::LinkDefinition`].
+    pub link_put: String,
+    /// A link definition was deleted: `{rpc}.link.del`, body the deleted
+    /// [`crate::LinkDefinition`].
+    pub link_del: String,
+    /// Health check request from the host: `{rpc}.health.{host_id}`.
+    pub health: String,
+    /// Shutdown request from the host: `{rpc}.shutdown.{host_id}`.
+    pub shutdown: String,
 }
 
 impl fmt::Display for Lattice {

@@ -233,3 +233,18 @@ fn the_replay_cache_stays_bounded() {
         ErrorKind::Replayed
     );
 }
+
+#[test]
+fn a_token_for_another_operation_is_a_hash_mismatch() {
+    let l = lattice();
+    let signer = host_signer(&l.cluster, "default");
+    let target = actor_id();
+    let token = signer
+        .sign("id-1", &target, "wasi:keyvalue/store.call", b"p")
+        .unwrap();
+    let err = l
+        .verifier
+        .verify_call(&token, "id-1", &target, "trellis:sqldb/query.execute", b"p")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HashMismatch);
+}

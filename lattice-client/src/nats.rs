@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use trellis_protocol::provider::NatsAuth;
 
-use crate::config::NatsConfig;
-use crate::error::{Error, ErrorKind, Result};
+use trellis_protocol::provider::NatsConnection;
 
 /// First reconnect delay. Doubles per attempt up to [`MAX_RECONNECT_DELAY`].
 pub const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
@@ -26,18 +25,28 @@ pub fn reconnect_delay(attempts: usize) -> Duration {
         .min(MAX_RECONNECT_DELAY)
 }
 
-/// Connects to NATS as `name` (shown in the server's connection list).
+/// NATS could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(pub String);
+
+/// Connects to NATS as `name` (shown in the server's connection list);
+/// `timeout` bounds the first connection and every request.
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Nats`] if the first connection fails within
-/// `config.request_timeout`, or a credentials file cannot be read.
-pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Client> {
-    let nats_err = |e: String| Error::new(ErrorKind::Nats, e);
+/// [`ConnectError`] if the first connection fails within `timeout`, or a
+/// credentials file cannot be read.
+pub async fn connect(
+    config: &NatsConnection,
+    name: &str,
+    timeout: Duration,
+) -> Result<async_nats::Client, ConnectError> {
+    let nats_err = ConnectError;
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
-        .connection_timeout(config.request_timeout)
-        .request_timeout(Some(config.request_timeout))
+        .connection_timeout(timeout)
+        .request_timeout(Some(timeout))
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .max_reconnects(None)
         .reconnect_delay_callback(reconnect_delay)
@@ -71,7 +80,7 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Clie
         }
     }
     let urls = config.urls.join(",");
-    tokio::time::timeout(config.request_timeout, options.connect(urls.as_str()))
+    tokio::time::timeout(timeout, options.connect(urls.as_str()))
         .await
         .map_err(|_| nats_err(format!("timed out connecting to NATS at {urls}")))?
         .map_err(|e| nats_err(format!("cannot connect to NATS at {urls}: {e}")))
@@ -85,10 +94,13 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Clie
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Nats`] if the message does not come back within `timeout`.
-pub async fn round_trip(client: &async_nats::Client, timeout: Duration) -> Result<()> {
+/// [`ConnectError`] if the message does not come back within `timeout`.
+pub async fn round_trip(
+    client: &async_nats::Client,
+    timeout: Duration,
+) -> Result<(), ConnectError> {
     use futures::StreamExt as _;
-    let fail = |m: String| Error::new(ErrorKind::Nats, m);
+    let fail = ConnectError;
     let inbox = client.new_inbox();
     let mut sub = client
         .subscribe(inbox.clone())

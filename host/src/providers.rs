@@ -1,0 +1,419 @@
+//! Supervision of capability providers: separate processes started from
+//! signed provider archives, restarted with exponential backoff when they
+//! crash, health-checked, and stopped (never left as zombies) with the host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use trellis_claims::VerifyOptions;
+use trellis_claims::invocation::{DEFAULT_CREDENTIAL_TTL, issue_credential};
+use trellis_claims::keys::{KeyKind, KeyPair, generate};
+use trellis_claims::provider::{ArchiveLimits, ProviderArchive, current_target};
+use trellis_protocol::provider::{HealthCheck, HostData, NatsConnection};
+use trellis_protocol::subject::ProviderSubjects;
+use trellis_protocol::{
+    ContractId, DecodeLimits, EventType, LinkDefinition, ProviderDescription, decode_json,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::EventPublisher;
+
+/// Uptime after which a provider's restart delay goes back to the first.
+pub const STABLE_UPTIME: Duration = Duration::from_secs(60);
+
+/// Longest health check answer awaited. Defaults to 2 s.
+pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the host needs to start one provider process.
+pub(crate) struct Launch {
+    pub binary: PathBuf,
+    pub description: ProviderDescription,
+    pub subjects: ProviderSubjects,
+    pub host_data: HostData,
+}
+
+/// Settings of the supervision loop.
+#[derive(Clone)]
+pub(crate) struct Supervision {
+    pub events: EventPublisher,
+    pub nats: async_nats::Client,
+    pub restart_delay: Duration,
+    pub restart_max_delay: Duration,
+    pub shutdown_timeout: Duration,
+    pub health_interval: Duration,
+}
+
+/// A provider this host supervises.
+pub struct RunningProvider {
+    /// How it is described in the inventory.
+    pub description: ProviderDescription,
+    stop_tx: watch::Sender<bool>,
+    pid: Arc<Mutex<Option<u32>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl RunningProvider {
+    /// The process id of its current process, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid.lock().ok().and_then(|p| *p)
+    }
+
+    /// Asks the provider to shut down, kills it if it does not exit in
+    /// time, and waits for the supervision loop to end.
+    pub async fn stop(&self) {
+        self.stop_tx.send_replace(true);
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningProvider {
+    fn drop(&mut self) {
+        self.stop_tx.send_replace(true);
+    }
+}
+
+/// Reads and verifies a provider archive, and unpacks the binary for this
+/// host's target into `cache_dir`.
+///
+/// # Errors
+///
+/// [`ErrorKind::Io`], [`ErrorKind::Claims`] (claims or binary hashes do not
+/// verify), [`ErrorKind::NotFound`] (no binary for this target).
+pub(crate) async fn unpack(
+    path: &str,
+    trust: &VerifyOptions,
+    cache_dir: &Path,
+) -> Result<(
+    PathBuf,
+    trellis_claims::Claims<trellis_claims::provider::ProviderMetadata>,
+)> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {path}: {e}")))?;
+    let archive = tokio::task::spawn_blocking(move || {
+        ProviderArchive::from_bytes(&bytes, &ArchiveLimits::default())
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))??;
+    let claims = archive.verify(trust)?;
+    let target = current_target();
+    let binary = archive.binaries.get(&target).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{path} has no binary for {target}"),
+        )
+    })?;
+    let hash = claims
+        .trellis
+        .target_hashes
+        .get(&target)
+        .cloned()
+        .unwrap_or_default();
+    let file = cache_dir.join(format!("{}-{}", claims.sub, &hash[..hash.len().min(16)]));
+    if !file.exists() {
+        tokio::fs::create_dir_all(cache_dir).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot create {}: {e}", cache_dir.display()),
+            )
+        })?;
+        let partial = file.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
+        tokio::fs::write(&partial, binary)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+        }
+        tokio::fs::rename(&partial, &file)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+    }
+    Ok((file, claims))
+}
+
+/// The host data for one provider process: a fresh signing key for the
+/// instance, vouched for by the host's cluster key.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn host_data(
+    cluster: &KeyPair,
+    lattice: &str,
+    host_id: &str,
+    provider_id: &str,
+    link_name: &str,
+    nats: NatsConnection,
+    invocation_issuers: Vec<String>,
+    links: Vec<LinkDefinition>,
+    config: BTreeMap<String, String>,
+    log_level: String,
+) -> Result<HostData> {
+    let instance = generate(KeyKind::Provider);
+    let credential = issue_credential(
+        cluster,
+        &instance.public_key(),
+        lattice,
+        DEFAULT_CREDENTIAL_TTL,
+    )?;
+    Ok(HostData {
+        lattice: lattice.to_owned(),
+        host_id: host_id.to_owned(),
+        provider_id: provider_id.to_owned(),
+        provider_seed: instance
+            .seed()
+            .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?,
+        credential,
+        link_name: link_name.to_owned(),
+        nats,
+        invocation_issuers,
+        links,
+        config,
+        log_level,
+    })
+}
+
+/// Starts supervising `launch`: spawns the process and restarts it when it
+/// dies, until stopped.
+pub(crate) fn supervise(launch: Launch, supervision: Supervision) -> Arc<RunningProvider> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let pid = Arc::new(Mutex::new(None));
+    let description = launch.description.clone();
+    let task = tokio::spawn(run(launch, supervision, stop_rx, pid.clone()));
+    Arc::new(RunningProvider {
+        description,
+        stop_tx,
+        pid,
+        task: Mutex::new(Some(task)),
+    })
+}
+
+fn event_data(d: &ProviderDescription, extra: serde_json::Value) -> serde_json::Value {
+    let mut data = serde_json::json!({ "provider_id": d.id, "link_name": d.link_name, "contract_id": d.contract_id, "name": d.name });
+    if let (Some(map), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    data
+}
+
+async fn spawn(launch: &Launch) -> std::io::Result<Child> {
+    let mut child = Command::new(&launch.binary)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let body = launch.host_data.encode().map_err(std::io::Error::other)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&body).await?;
+        stdin.shutdown().await?;
+    }
+    let id = launch.description.id.clone();
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(forward_output(stdout, id.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(forward_output(stderr, id));
+    }
+    Ok(child)
+}
+
+/// Forwards a provider's output to the host log, line by line, escaped.
+async fn forward_output(stream: impl tokio::io::AsyncRead + Unpin, provider: String) {
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line: String = line
+            .chars()
+            .take(4096)
+            .flat_map(char::escape_default)
+            .collect();
+        tracing::info!(provider, "{line}");
+    }
+}
+
+async fn run(
+    launch: Launch,
+    s: Supervision,
+    mut stop_rx: watch::Receiver<bool>,
+    pid: Arc<Mutex<Option<u32>>>,
+) {
+    let d = launch.description.clone();
+    let mut delay = s.restart_delay;
+    let health = tokio::spawn(health_checks(
+        launch.subjects.health.clone(),
+        d.clone(),
+        s.clone(),
+        stop_rx.clone(),
+    ));
+    let mut first = true;
+    loop {
+        let mut child = match spawn(&launch).await {
+            Ok(child) => child,
+            Err(e) => {
+                s.events
+                    .publish(
+                        EventType::ProviderFailed,
+                        event_data(&d, serde_json::json!({"error": e.to_string()})),
+                    )
+                    .await;
+                if wait_or_stop(&mut stop_rx, delay).await {
+                    break;
+                }
+                delay = (delay * 2).min(s.restart_max_delay);
+                continue;
+            }
+        };
+        if let Ok(mut p) = pid.lock() {
+            *p = child.id();
+        }
+        let started = Instant::now();
+        let kind = if first { "started" } else { "restarted" };
+        s.events
+            .publish(
+                EventType::ProviderStarted,
+                event_data(&d, serde_json::json!({"pid": child.id(), "start": kind})),
+            )
+            .await;
+        first = false;
+        tokio::select! {
+            status = child.wait() => {
+                if let Ok(mut p) = pid.lock() {
+                    *p = None;
+                }
+                if *stop_rx.borrow() {
+                    break;
+                }
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                tracing::warn!(provider = d.id, "provider exited ({status}); restarting in {delay:?}");
+                s.events.publish(EventType::ProviderFailed, event_data(&d, serde_json::json!({"error": format!("exited: {status}"), "restart_in_ms": delay.as_millis() as u64}))).await;
+                if started.elapsed() >= STABLE_UPTIME {
+                    delay = s.restart_delay;
+                }
+                if wait_or_stop(&mut stop_rx, delay).await {
+                    break;
+                }
+                delay = (delay * 2).min(s.restart_max_delay);
+            }
+            _ = stop_rx.changed() => {
+                shut_down(&launch.subjects.shutdown, &mut child, &s).await;
+                if let Ok(mut p) = pid.lock() {
+                    *p = None;
+                }
+                break;
+            }
+        }
+    }
+    health.abort();
+    s.events
+        .publish(
+            EventType::ProviderStopped,
+            event_data(&d, serde_json::json!({})),
+        )
+        .await;
+}
+
+/// Sleeps `delay`; true if asked to stop meanwhile.
+async fn wait_or_stop(stop_rx: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+    if *stop_rx.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(delay) => *stop_rx.borrow(),
+        _ = stop_rx.changed() => true,
+    }
+}
+
+/// Asks the process to exit, then kills it if it has not within the
+/// shutdown timeout, and always reaps it.
+async fn shut_down(subject: &str, child: &mut Child, s: &Supervision) {
+    let asked = tokio::time::timeout(
+        s.shutdown_timeout,
+        s.nats.request(subject.to_owned(), "{}".into()),
+    )
+    .await;
+    if !matches!(asked, Ok(Ok(_))) {
+        tracing::warn!(subject, "provider did not acknowledge shutdown");
+    }
+    if tokio::time::timeout(s.shutdown_timeout, child.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("provider did not exit in time; killing it");
+        let _ = child.kill().await;
+    }
+}
+
+async fn health_checks(
+    subject: String,
+    d: ProviderDescription,
+    s: Supervision,
+    mut stop_rx: watch::Receiver<bool>,
+) {
+    let mut last: Option<bool> = None;
+    let mut ticker = tokio::time::interval(s.health_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop_rx.changed() => return,
+        }
+        let answer = tokio::time::timeout(
+            HEALTH_CHECK_TIMEOUT,
+            s.nats.request(subject.clone(), "{}".into()),
+        )
+        .await;
+        let status = match answer {
+            Ok(Ok(message)) => {
+                decode_json::<HealthCheck>(&message.payload, &DecodeLimits::default())
+                    .unwrap_or_else(|e| HealthCheck {
+                        healthy: false,
+                        message: format!("bad health answer: {e}"),
+                    })
+            }
+            Ok(Err(e)) => HealthCheck {
+                healthy: false,
+                message: format!("no answer: {e}"),
+            },
+            Err(_) => HealthCheck {
+                healthy: false,
+                message: "health check timed out".to_owned(),
+            },
+        };
+        if last != Some(status.healthy) {
+            let event = if status.healthy {
+                EventType::HealthCheckPassed
+            } else {
+                EventType::HealthCheckFailed
+            };
+            s.events
+                .publish(
+                    event,
+                    event_data(&d, serde_json::json!({"message": status.message})),
+                )
+                .await;
+            last = Some(status.healthy);
+        }
+    }
+}
+
+/// The contract id given in a development-mode start request.
+pub(crate) fn dev_contract(config: &BTreeMap<String, String>) -> Result<ContractId> {
+    let raw = config.get("contract_id").ok_or_else(|| {
+        Error::new(
+            ErrorKind::BadRequest,
+            "a provider binary started in development mode needs config.contract_id",
+        )
+    })?;
+    ContractId::new(raw.clone()).map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))
+}

@@ -1,0 +1,5 @@
+//! The `keyvalue-nats` capability provider process; see the library for what it does.
+
+fn main() -> std::process::ExitCode {
+    trellis_provider_keyvalue_nats::run()
+}

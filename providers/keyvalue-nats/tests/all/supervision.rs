@@ -1,0 +1,196 @@
+//! The host supervises the provider: starts it, restarts it after a crash,
+//! verifies its archive, stops it with the host.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use trellis_claims::keys::{KeyKind, generate};
+use trellis_claims::provider::{ProviderArchive, ProviderClaimsRequest, current_target};
+use trellis_host::{ErrorKind, Host, HostConfig};
+use trellis_protocol::{CloudEvent, DecodeLimits, EventType, Lattice};
+
+use crate::{BINARY, TestLattice, count, start_kvcounter, start_provider};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kvcounter_counts_through_the_nats_provider() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let provider = start_provider(&host).await;
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "visits").await, 1);
+    assert_eq!(count(&lattice, &actor.public_key(), "visits").await, 2);
+    assert_eq!(count(&lattice, &actor.public_key(), "visits").await, 3);
+    let inventory = host.inventory().await;
+    assert_eq!(inventory.providers.len(), 1);
+    assert_eq!(inventory.providers[0].contract_id.as_str(), "wasi:keyvalue");
+    host.stop(None).await;
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.split_whitespace().nth(2).is_none_or(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_provider_is_restarted_within_two_seconds_with_events() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
+    let mut events = nats
+        .subscribe(Lattice::new(lattice.name.clone()).unwrap().all_events())
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    let provider = start_provider(&host).await;
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "n").await, 1);
+
+    let pid = host.provider_pid(&provider.id, "default").await.unwrap();
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let mut failed = false;
+    let mut restarted_after = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while restarted_after.is_none() {
+        let message = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("no restart event")
+            .unwrap();
+        let event: CloudEvent =
+            CloudEvent::decode(&message.payload, &DecodeLimits::default()).unwrap();
+        match event.event_type() {
+            Some(EventType::ProviderFailed) => failed = true,
+            Some(EventType::ProviderStarted) if event.data["start"] == "restarted" => {
+                restarted_after = Some(killed.elapsed())
+            }
+            _ => {}
+        }
+    }
+    assert!(failed, "no provider_failed event");
+    let took = restarted_after.unwrap();
+    assert!(took < Duration::from_secs(2), "restarted after {took:?}");
+    let new_pid = host.provider_pid(&provider.id, "default").await.unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(!alive(pid), "the killed process was not reaped");
+    // The restarted provider serves again (its bucket kept the count).
+    assert_eq!(count(&lattice, &actor.public_key(), "n").await, 2);
+
+    host.stop(None).await;
+    assert!(
+        !alive(new_pid),
+        "stopping the host left the provider running"
+    );
+}
+
+fn archive(
+    lattice: &TestLattice,
+    provider: &trellis_claims::keys::KeyPair,
+    issuer: &trellis_claims::keys::KeyPair,
+) -> Vec<u8> {
+    let request = ProviderClaimsRequest {
+        name: "keyvalue-nats".into(),
+        contract_id: "wasi:keyvalue".into(),
+        vendor: "Trellis".into(),
+        ..Default::default()
+    };
+    let _ = lattice;
+    let binaries = BTreeMap::from([(current_target(), std::fs::read(BINARY).unwrap())]);
+    ProviderArchive::create(&request, binaries, issuer, provider)
+        .unwrap()
+        .0
+        .to_bytes()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_archive_starts_and_an_untrusted_one_is_refused() {
+    let lattice = TestLattice::new();
+    let config = HostConfig {
+        dev_mode: false,
+        provider_cache_dir: tempfile::tempdir().unwrap().keep(),
+        ..lattice.config()
+    };
+    let host = Host::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let provider_key = generate(KeyKind::Provider);
+
+    let stranger = archive(&lattice, &provider_key, &generate(KeyKind::Account));
+    let path = dir.path().join("stranger.par.gz");
+    std::fs::write(&path, stranger).unwrap();
+    let err = host
+        .start_provider(
+            path.to_str().unwrap(),
+            "default",
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.claims_kind(),
+        Some(trellis_claims::ErrorKind::UntrustedIssuer)
+    );
+
+    let err = host
+        .start_provider(
+            BINARY,
+            "default",
+            BTreeMap::from([("contract_id".into(), "wasi:keyvalue".into())]),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::BadRequest,
+        "plain binaries need development mode"
+    );
+
+    let signed = archive(&lattice, &provider_key, &lattice.issuer);
+    let path = dir.path().join("kv.par.gz");
+    std::fs::write(&path, signed).unwrap();
+    let description = host
+        .start_provider(
+            path.to_str().unwrap(),
+            "default",
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(description.id, provider_key.public_key());
+    let actor = start_kvcounter(&lattice, &host, &description.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "signed").await, 1);
+    host.stop(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_published_as_events() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
+    let subject = Lattice::new(lattice.name.clone())
+        .unwrap()
+        .event(EventType::HealthCheckPassed);
+    let mut passed = nats.subscribe(subject).await.unwrap();
+    nats.flush().await.unwrap();
+    let provider = start_provider(&host).await;
+    let message = tokio::time::timeout(Duration::from_secs(10), passed.next())
+        .await
+        .expect("no health event")
+        .unwrap();
+    let event: CloudEvent = CloudEvent::decode(&message.payload, &DecodeLimits::default()).unwrap();
+    assert_eq!(event.data["provider_id"], provider.id.as_str());
+    host.stop_provider(&provider.id, "default").await.unwrap();
+    assert!(host.inventory().await.providers.is_empty());
+    host.stop(None).await;
+}

@@ -1,0 +1,96 @@
+//! A test lattice: a nats-server of its own, an issuer and a cluster key,
+//! and hosts configured for tests.
+
+use std::time::Duration;
+
+use trellis_claims::actor::{ActorClaimsRequest, sign_actor};
+use trellis_claims::keys::{KeyKind, KeyPair, generate};
+use trellis_host::{Host, HostConfig, NatsConfig};
+
+use crate::NatsServer;
+use crate::lattice::TestClient;
+
+/// Keys shared by the hosts of one test lattice.
+pub struct TestLattice {
+    /// The lattice's nats-server.
+    pub nats: NatsServer,
+    /// The lattice name.
+    pub name: String,
+    /// The trusted issuer of actors and providers.
+    pub issuer: KeyPair,
+    /// The cluster key every host shares.
+    pub cluster: KeyPair,
+}
+
+impl TestLattice {
+    /// A lattice with its own nats-server, issuer and cluster keys.
+    pub fn new() -> Self {
+        Self {
+            nats: NatsServer::start(),
+            name: "test".to_owned(),
+            issuer: generate(KeyKind::Account),
+            cluster: generate(KeyKind::Cluster),
+        }
+    }
+
+    /// A host configuration for this lattice, with short test timeouts;
+    /// development mode is on so providers can start from plain binaries.
+    pub fn config(&self) -> HostConfig {
+        HostConfig {
+            lattice: self.name.clone(),
+            nats: NatsConfig {
+                urls: vec![self.nats.url()],
+                request_timeout: Duration::from_secs(5),
+                ..NatsConfig::default()
+            },
+            cluster_seed: Some(self.cluster.seed().unwrap()),
+            trusted_issuers: vec![self.issuer.public_key()],
+            heartbeat_interval: Duration::from_secs(1),
+            rpc_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+            dev_mode: true,
+            provider_health_interval: Duration::from_secs(1),
+            provider_cache_dir: std::env::temp_dir().join("trellis-test-providers"),
+            ..HostConfig::default()
+        }
+    }
+
+    /// Starts a host of this lattice.
+    pub async fn host(&self) -> Host {
+        Host::start(self.config()).await.unwrap()
+    }
+
+    /// A client that signs invocations like a host of this lattice.
+    pub async fn client(&self) -> TestClient {
+        TestClient::new(&self.nats.url(), &self.name, &self.cluster).await
+    }
+
+    /// Signs `wasm` for `actor` with this lattice's issuer.
+    pub fn sign(&self, wasm: &[u8], actor: &KeyPair, caps: &[&str]) -> Vec<u8> {
+        self.sign_with(wasm, actor, caps, &self.issuer, None)
+    }
+
+    /// Signs `wasm` for `actor` with `issuer`, optionally expiring.
+    pub fn sign_with(
+        &self,
+        wasm: &[u8],
+        actor: &KeyPair,
+        caps: &[&str],
+        issuer: &KeyPair,
+        expires: Option<u64>,
+    ) -> Vec<u8> {
+        let request = ActorClaimsRequest {
+            name: "test-actor".into(),
+            caps: caps.iter().map(|c| (*c).to_owned()).collect(),
+            expires,
+            ..Default::default()
+        };
+        sign_actor(wasm, &request, issuer, actor).unwrap().0
+    }
+}
+
+impl Default for TestLattice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
