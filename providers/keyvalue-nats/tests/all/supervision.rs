@@ -30,7 +30,9 @@ async fn kvcounter_counts_through_the_nats_provider() {
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
-            stat.split_whitespace().nth(2).is_none_or(|state| state != "Z")
+            stat.split_whitespace()
+                .nth(2)
+                .is_none_or(|state| state != "Z")
         })
         .unwrap_or(false)
 }
