@@ -236,7 +236,8 @@ pub async fn serve<P: Provider>(
                 Err(e) => tracing::warn!("ignoring an invalid link: {e}"),
             },
             Some(message) = link_dels.next() => match LinkDefinition::decode(&message.payload, &limits) {
-                Ok(link) => provider.delete_link(&link).await,
+                Ok(link) if link.provider_id == ctx.provider_id => provider.delete_link(&link).await,
+                Ok(_) => {}
                 Err(e) => tracing::warn!("ignoring an invalid link deletion: {e}"),
             },
             Some(message) = health.next() => {
@@ -274,12 +275,6 @@ pub async fn serve<P: Provider>(
 /// those the lattice lists now (a link put while the process was starting
 /// was published before it subscribed, so it is fetched here).
 async fn current_links(ctx: &ProviderContext) -> Vec<LinkDefinition> {
-    let mut links: std::collections::BTreeMap<String, LinkDefinition> = ctx
-        .host_data
-        .links
-        .iter()
-        .map(|l| (l.bucket_key(), l.clone()))
-        .collect();
     let listed = async {
         let subject = ctx.lattice.ctl(&CtlOperation::LinkList).ok()?;
         let reply = tokio::time::timeout(NATS_TIMEOUT, ctx.nats().request(subject, "".into()))
@@ -290,12 +285,17 @@ async fn current_links(ctx: &ProviderContext) -> Vec<LinkDefinition> {
             .ok()?
             .response
     };
-    match listed.await {
-        Some(list) => links.extend(list.links.into_iter().map(|l| (l.bucket_key(), l))),
-        None => tracing::warn!("cannot list the lattice's links; using those from the host data"),
-    }
+    // The lattice's list is current; the host data's may be stale after a
+    // restart, so it is only the fallback.
+    let links = match listed.await {
+        Some(list) => list.links,
+        None => {
+            tracing::warn!("cannot list the lattice's links; using those from the host data");
+            ctx.host_data.links.clone()
+        }
+    };
     links
-        .into_values()
+        .into_iter()
         .filter(|l| l.provider_id == ctx.provider_id && l.link_name == ctx.host_data.link_name)
         .collect()
 }

@@ -1,0 +1,5 @@
+//! The `sqldb-postgres` capability provider process; see the library for what it does.
+
+fn main() -> std::process::ExitCode {
+    trellis_provider_sqldb_postgres::run()
+}
