@@ -89,27 +89,35 @@ impl RpcClient {
                 ),
             ));
         }
-        let reply =
-            tokio::time::timeout(timeout, self.nats.request(subject.to_owned(), bytes.into()))
-                .await
-                .map_err(|_| {
-                    (
-                        RpcErrorKind::Timeout,
-                        format!("no answer on {subject} within {timeout:?}"),
-                    )
-                })?
-                .map_err(|e| match e.kind() {
-                    async_nats::RequestErrorKind::NoResponders => {
-                        (RpcErrorKind::NotFound, format!("nothing serves {subject}"))
-                    }
-                    async_nats::RequestErrorKind::TimedOut => {
-                        (RpcErrorKind::Timeout, format!("no answer on {subject}"))
-                    }
-                    async_nats::RequestErrorKind::MaxPayloadExceeded => {
-                        (RpcErrorKind::TooLarge, e.to_string())
-                    }
-                    _ => (RpcErrorKind::Failed, e.to_string()),
-                })?;
+        let reply = tokio::time::timeout(
+            timeout,
+            // The client's own request timeout must not cut a longer call short.
+            self.nats.send_request(
+                subject.to_owned(),
+                async_nats::Request::new()
+                    .payload(bytes.into())
+                    .timeout(Some(timeout)),
+            ),
+        )
+        .await
+        .map_err(|_| {
+            (
+                RpcErrorKind::Timeout,
+                format!("no answer on {subject} within {timeout:?}"),
+            )
+        })?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => {
+                (RpcErrorKind::NotFound, format!("nothing serves {subject}"))
+            }
+            async_nats::RequestErrorKind::TimedOut => {
+                (RpcErrorKind::Timeout, format!("no answer on {subject}"))
+            }
+            async_nats::RequestErrorKind::MaxPayloadExceeded => {
+                (RpcErrorKind::TooLarge, e.to_string())
+            }
+            _ => (RpcErrorKind::Failed, e.to_string()),
+        })?;
         let response = InvocationResponse::decode(&reply.payload, &self.limits).map_err(|e| {
             (
                 RpcErrorKind::BadRequest,

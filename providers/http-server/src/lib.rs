@@ -1,0 +1,307 @@
+//! Trellis capability provider: `wasi:http`: an HTTP server that forwards
+//! requests to linked actors.
+//!
+//! Each link definition naming this provider makes an actor answer HTTP
+//! requests. A request is sent to the actor over NATS as a signed
+//! `wasi:http` invocation ([`HANDLE_OPERATION`]) carrying its method,
+//! scheme (`http`), authority (the `Host` header, else the listener's
+//! address), path and query, headers and whole body; the actor's
+//! `wasi:http/incoming-handler` answers with a status, headers and body,
+//! which the client receives. Requests are served concurrently, over the
+//! provider's one NATS connection, signed with the provider's key.
+//!
+//! # Link configuration
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `address` | `127.0.0.1:8080` | IP address and port to listen on (`0.0.0.0:8080` for every interface) |
+//! | `host` | none: every host | answer only requests whose `Host` header names this host (case-insensitive, port ignored) |
+//! | `path_prefix` | `/`: every path | answer only paths under this prefix, by whole segments: `/api` matches `/api` and `/api/x`, not `/apix`. The path is forwarded unchanged |
+//! | `max_body_bytes` | `10485760` (10 MiB) | largest request body, in bytes |
+//! | `timeout_ms` | `30000` (30 s) | how long the actor may take to answer, and the request body to arrive, in ms |
+//!
+//! Defaults are in [`Settings`]'s `Default`. Other keys are left to the
+//! actor. A link with an invalid value is refused (the SDK logs why) and
+//! the previous version of that link, if any, stops being served.
+//!
+//! # Listeners and routing
+//!
+//! There is one listener per distinct `address`, opened when the first link
+//! naming it is put and closed when the last one is deleted, or when the
+//! provider shuts down; requests in flight then get [`DRAIN_TIMEOUT`] to
+//! finish. Several links may share an address when they differ by `host`
+//! or `path_prefix`; a request goes to the most specific match: links
+//! naming its host before links naming none, then the longest matching
+//! prefix. A link with the same address, `host` and `path_prefix` as
+//! another is refused.
+//!
+//! If an address cannot be bound (in use, not local, no permission), the
+//! link is refused and [`health`](Provider::health) reports the provider
+//! unhealthy, naming the address, until that link is deleted or put again
+//! and binds.
+//!
+//! # Limits and errors
+//!
+//! The provider answers with a JSON body `{"error": "…"}` when:
+//!
+//! | status | when |
+//! |---|---|
+//! | `400` | the request is malformed (most are refused by the HTTP parser itself), its body cannot be read, or the actor's host found it invalid (`bad_request`) |
+//! | `404` | no link answers its host and path |
+//! | `408` | the request body did not arrive within `timeout_ms` |
+//! | `413` | the body exceeds `max_body_bytes` (checked on `Content-Length` before reading, and while reading), or the encoded request exceeds the NATS server's `max_payload` (1 MiB by default, so raise it for large bodies) |
+//! | `502` | the actor failed (trapped: `failed`), its host refused the call (`denied`), its response exceeds the NATS `max_payload` (`too_large`), or its response is invalid |
+//! | `503` | no running actor answers the link (`not_found`: nothing serves its NATS subject) |
+//! | `504` | the actor did not answer within `timeout_ms`, or its host's own RPC timeout expired first (`timeout`) |
+//! | `500` | the request could not be encoded (not expected to happen) |
+//!
+//! Names in parentheses are the `RpcErrorKind` the actor's host answered;
+//! their details are logged by the provider, and sent to the client only
+//! for `400`.
+//!
+//! Hop-by-hop headers (`Connection`, `Transfer-Encoding`, …) are not
+//! forwarded either way, and the response's `Content-Length` is set from
+//! its body.
+
+mod invoke;
+mod routes;
+mod server;
+pub mod settings;
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use trellis_protocol::{LinkDefinition, RpcErrorKind};
+use trellis_provider_sdk::{
+    CallError, HealthCheck, Provider, ProviderContext, ProviderInvocation, SdkError,
+};
+
+pub use invoke::CONTRACT_ID;
+pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, LISTEN_BACKLOG};
+pub use settings::Settings;
+pub use trellis_protocol::contracts::http::HANDLE_OPERATION;
+
+use invoke::Invoker;
+use routes::{LinkKey, Route, link_key};
+use server::Listener;
+
+/// Runs the provider process: reads host data from stdin and serves.
+pub fn run() -> std::process::ExitCode {
+    trellis_provider_sdk::run(|ctx| async move { HttpServerProvider::new(&ctx) })
+}
+
+/// The `wasi:http` server provider.
+pub struct HttpServerProvider {
+    invoker: Arc<Invoker>,
+    state: Mutex<State>,
+}
+
+/// Listeners and the links they serve. Changed only by link puts and
+/// deletions; requests read their listener's routes without this lock.
+#[derive(Default)]
+struct State {
+    listeners: HashMap<SocketAddr, Listener>,
+    /// The address each served link is on.
+    links: HashMap<LinkKey, SocketAddr>,
+    /// Links refused because their address could not be bound, with why.
+    bind_failures: BTreeMap<LinkKey, String>,
+}
+
+impl HttpServerProvider {
+    /// A provider invoking actors over `ctx`'s NATS client, with no links yet.
+    ///
+    /// # Errors
+    ///
+    /// [`SdkError::Config`] for an invalid provider seed or credential.
+    pub fn new(ctx: &ProviderContext) -> Result<Self, SdkError> {
+        Ok(Self {
+            invoker: Arc::new(Invoker::new(ctx)?),
+            state: Mutex::new(State::default()),
+        })
+    }
+}
+
+impl Provider for HttpServerProvider {
+    async fn handle(&self, invocation: ProviderInvocation) -> Result<Vec<u8>, CallError> {
+        Err((
+            RpcErrorKind::NotFound,
+            format!(
+                "the http-server provider serves no operations (asked for {})",
+                invocation.operation
+            ),
+        ))
+    }
+
+    async fn put_link(&self, link: &LinkDefinition) -> Result<(), String> {
+        let key = link_key(link);
+        let mut state = self.state.lock().await;
+        let settings = match Settings::from_config(&link.config) {
+            Ok(s) => s,
+            Err(e) => {
+                state.remove(&key).await;
+                return Err(e);
+            }
+        };
+        let route = Arc::new(Route {
+            key,
+            actor_id: link.actor_id.clone(),
+            settings,
+        });
+        state.put(route, &self.invoker).await
+    }
+
+    async fn delete_link(&self, link: &LinkDefinition) {
+        self.state.lock().await.remove(&link_key(link)).await;
+    }
+
+    async fn health(&self) -> HealthCheck {
+        let state = self.state.lock().await;
+        if state.bind_failures.is_empty() {
+            let mut addresses: Vec<_> = state.listeners.keys().map(ToString::to_string).collect();
+            addresses.sort();
+            HealthCheck {
+                healthy: true,
+                message: if addresses.is_empty() {
+                    "no links".to_owned()
+                } else {
+                    format!("listening on {}", addresses.join(", "))
+                },
+            }
+        } else {
+            let mut failures: Vec<_> = state.bind_failures.values().cloned().collect();
+            failures.sort();
+            failures.dedup();
+            HealthCheck {
+                healthy: false,
+                message: failures.join("; "),
+            }
+        }
+    }
+
+    async fn shutdown(&self) {
+        let listeners: Vec<_> = {
+            let mut state = self.state.lock().await;
+            state.links.clear();
+            state.listeners.drain().map(|(_, l)| l).collect()
+        };
+        let mut tasks = Vec::with_capacity(listeners.len());
+        for listener in listeners {
+            tasks.push(listener.close().await);
+        }
+        // Each task drains its connections within DRAIN_TIMEOUT.
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, wait_all(tasks)).await;
+    }
+}
+
+/// Waits for every task.
+async fn wait_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+impl State {
+    /// Serves `route` on its address, replacing any previous version of
+    /// its link.
+    async fn put(&mut self, route: Arc<Route>, invoker: &Arc<Invoker>) -> Result<(), String> {
+        let address = route.settings.address;
+        let conflict = self.listeners.get(&address).and_then(|l| {
+            l.shared
+                .routes()
+                .routes()
+                .iter()
+                .find(|r| r.key != route.key && r.same_scope(&route.settings))
+                .cloned()
+        });
+        if let Some(other) = conflict {
+            self.remove(&route.key).await;
+            return Err(format!(
+                "{address} already routes host {} and path prefix {} to actor {}",
+                other.settings.host.as_deref().unwrap_or("(any)"),
+                other.settings.path_prefix,
+                other.actor_id
+            ));
+        }
+        // The listener's routes change in one step: a request sees the
+        // old version of the link or the new one, never none.
+        let bind_error = match self.listeners.entry(address) {
+            Entry::Occupied(listener) => {
+                let shared = &listener.get().shared;
+                let mut routes = shared.routes_without(&route.key);
+                routes.push(route.clone());
+                shared.set_routes(routes);
+                None
+            }
+            Entry::Vacant(vacant) => {
+                match Listener::bind(address, invoker.clone(), vec![route.clone()]) {
+                    Ok(listener) => {
+                        vacant.insert(listener);
+                        None
+                    }
+                    Err(e) => Some(format!("cannot listen on {address}: {e}")),
+                }
+            }
+        };
+        if let Some(message) = bind_error {
+            tracing::warn!(actor = route.actor_id, "{message}");
+            self.remove(&route.key).await;
+            self.bind_failures
+                .insert(route.key.clone(), message.clone());
+            return Err(message);
+        }
+        self.bind_failures.remove(&route.key);
+        let previous = self.links.insert(route.key.clone(), address);
+        tracing::info!(
+            actor = route.actor_id,
+            %address,
+            host = route.settings.host.as_deref().unwrap_or("*"),
+            path_prefix = route.settings.path_prefix,
+            "serving a link"
+        );
+        if let Some(previous) = previous.filter(|p| *p != address) {
+            if let Some(listener) = self.listeners.get(&previous) {
+                listener
+                    .shared
+                    .set_routes(listener.shared.routes_without(&route.key));
+            }
+            self.close_if_unused(previous).await;
+        }
+        Ok(())
+    }
+
+    /// Stops serving link `key`, closing its listener if it was the last.
+    async fn remove(&mut self, key: &LinkKey) {
+        if let Some(address) = self.detach(key) {
+            self.close_if_unused(address).await;
+        }
+    }
+
+    /// Takes link `key` out of its listener's routes (leaving the listener
+    /// open) and forgets its bind failure; returns its address.
+    fn detach(&mut self, key: &LinkKey) -> Option<SocketAddr> {
+        self.bind_failures.remove(key);
+        let address = self.links.remove(key)?;
+        if let Some(listener) = self.listeners.get(&address) {
+            listener
+                .shared
+                .set_routes(listener.shared.routes_without(key));
+        }
+        Some(address)
+    }
+
+    /// Closes the listener on `address` if no link uses it any more.
+    async fn close_if_unused(&mut self, address: SocketAddr) {
+        let unused = self
+            .listeners
+            .get(&address)
+            .is_some_and(|l| l.shared.routes().is_empty());
+        if unused && let Some(listener) = self.listeners.remove(&address) {
+            // The socket is closed on return; requests in flight finish in
+            // the background.
+            drop(listener.close().await);
+        }
+    }
+}
