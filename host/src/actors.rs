@@ -316,6 +316,7 @@ impl RunningActor {
             .verify_call(
                 &invocation.token,
                 &invocation.id,
+                &invocation.origin.id,
                 &self.id,
                 &invocation.operation,
                 &invocation.payload,

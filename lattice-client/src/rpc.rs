@@ -74,7 +74,13 @@ impl RpcClient {
         let mut invocation = Invocation::new(id.clone(), origin, target, operation, payload);
         invocation.token = self
             .signer
-            .sign(&id, &invocation.target.id, operation, &invocation.payload)
+            .sign(
+                &id,
+                &invocation.origin.id,
+                &invocation.target.id,
+                operation,
+                &invocation.payload,
+            )
             .map_err(|e| (RpcErrorKind::Failed, e.to_string()))?;
         let bytes = invocation
             .encode()

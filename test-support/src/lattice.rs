@@ -67,7 +67,13 @@ impl TestClient {
         let mut invocation = Invocation::new(id.clone(), origin, target, HANDLE_OPERATION, payload);
         invocation.token = self
             .signer
-            .sign(&id, actor_id, HANDLE_OPERATION, &invocation.payload)
+            .sign(
+                &id,
+                &invocation.origin.id,
+                actor_id,
+                HANDLE_OPERATION,
+                &invocation.payload,
+            )
             .unwrap();
         invocation.encode().unwrap()
     }

@@ -56,6 +56,9 @@ pub struct CredentialMetadata {
 /// Metadata of an invocation token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvocationMetadata {
+    /// Id of the member on whose behalf the call is made: the calling actor
+    /// (`M…`) for a host's capability call, or the sender itself.
+    pub origin: String,
     /// Id of the target (`M…`, `V…` or `N…`).
     pub target: String,
     /// The operation invoked.
@@ -143,13 +146,21 @@ impl InvocationSigner {
         self.key.public_key()
     }
 
-    /// A token for invocation `id` of `operation` on `target` with `payload`.
+    /// A token for invocation `id` of `operation` on `target` with
+    /// `payload`, made on behalf of `origin`.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Malformed`] if signing fails, which it does not for
     /// valid keys.
-    pub fn sign(&self, id: &str, target: &str, operation: &str, payload: &[u8]) -> Result<String> {
+    pub fn sign(
+        &self,
+        id: &str,
+        origin: &str,
+        target: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<String> {
         let mut claims = Claims {
             jti: id.to_owned(),
             iat: now_secs(),
@@ -158,6 +169,7 @@ impl InvocationSigner {
             nbf: None,
             exp: Some(now_secs() + self.ttl.as_secs().max(1)),
             trellis: InvocationMetadata {
+                origin: origin.to_owned(),
                 target: target.to_owned(),
                 operation: operation.to_owned(),
                 payload_hash: sha256_hex(payload),
@@ -289,21 +301,25 @@ impl InvocationVerifier {
     }
 
     /// As [`InvocationVerifier::verify`], and also checks that the token
-    /// was issued for `operation`. Receivers of invocations use this one.
+    /// was issued for `operation` on behalf of `origin`, and that a
+    /// provider does not claim to speak for an actor. Receivers of
+    /// invocations use this one.
     ///
     /// # Errors
     ///
     /// As [`InvocationVerifier::verify`]; [`ErrorKind::HashMismatch`] when
-    /// the operation differs from the signed one.
+    /// the operation or origin differs from the signed one;
+    /// [`ErrorKind::WrongKeyKind`] when a provider claims an actor origin.
     pub fn verify_call(
         &self,
         token: &str,
         id: &str,
+        origin: &str,
         target: &str,
         operation: &str,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
-        self.check(token, id, target, Some(operation), payload)
+        self.check(token, id, target, Some((origin, operation)), payload)
     }
 
     fn check(
@@ -311,7 +327,7 @@ impl InvocationVerifier {
         token: &str,
         id: &str,
         target: &str,
-        operation: Option<&str>,
+        call: Option<(&str, &str)>,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
         if token.len() > jwt::MAX_TOKEN_BYTES {
@@ -342,11 +358,20 @@ impl InvocationVerifier {
                 "the token was issued for another invocation",
             ));
         }
-        if operation.is_some_and(|op| op != claims.trellis.operation) {
-            return Err(Error::new(
-                ErrorKind::HashMismatch,
-                "the token was issued for another operation",
-            ));
+        if let Some((origin, operation)) = call {
+            if operation != claims.trellis.operation || origin != claims.trellis.origin {
+                return Err(Error::new(
+                    ErrorKind::HashMismatch,
+                    "the token was issued for another operation or origin",
+                ));
+            }
+            // A provider speaks only for itself: only hosts carry actors' calls.
+            if sender_kind == KeyKind::Provider && origin.starts_with(KeyKind::Actor.prefix()) {
+                return Err(Error::new(
+                    ErrorKind::WrongKeyKind,
+                    "a provider cannot make calls on behalf of an actor",
+                ));
+            }
         }
         if claims.trellis.payload_hash != sha256_hex(payload) {
             return Err(Error::new(

@@ -111,7 +111,13 @@ impl Invoker {
         );
         invocation.token = self
             .signer
-            .sign(&id, actor_id, HANDLE_OPERATION, &invocation.payload)
+            .sign(
+                &id,
+                &invocation.origin.id,
+                actor_id,
+                HANDLE_OPERATION,
+                &invocation.payload,
+            )
             .map_err(|e| fail(RpcErrorKind::Failed, e.to_string()))?;
         let bytes = invocation
             .encode()

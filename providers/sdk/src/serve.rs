@@ -151,6 +151,7 @@ impl ProviderContext {
         if let Err(e) = self.verifier.verify_call(
             &invocation.token,
             &invocation.id,
+            &invocation.origin.id,
             &self.provider_id,
             &invocation.operation,
             &invocation.payload,

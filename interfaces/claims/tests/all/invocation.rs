@@ -45,7 +45,9 @@ fn a_signed_invocation_verifies_once() {
     let l = lattice();
     let signer = host_signer(&l.cluster, "default");
     let target = actor_id();
-    let token = signer.sign("id-1", &target, "op", b"payload").unwrap();
+    let token = signer
+        .sign("id-1", "NORIGIN", &target, "op", b"payload")
+        .unwrap();
     let sender = l
         .verifier
         .verify(&token, "id-1", &target, b"payload")
@@ -59,7 +61,7 @@ fn a_replayed_invocation_is_rejected() {
     let l = lattice();
     let signer = host_signer(&l.cluster, "default");
     let target = actor_id();
-    let token = signer.sign("id-1", &target, "op", b"p").unwrap();
+    let token = signer.sign("id-1", "NORIGIN", &target, "op", b"p").unwrap();
     l.verifier.verify(&token, "id-1", &target, b"p").unwrap();
     let err = l
         .verifier
@@ -74,7 +76,7 @@ fn an_invocation_vouched_for_by_a_foreign_cluster_is_rejected() {
     let foreign = generate(KeyKind::Cluster);
     let signer = host_signer(&foreign, "default");
     let target = actor_id();
-    let token = signer.sign("id-1", &target, "op", b"p").unwrap();
+    let token = signer.sign("id-1", "NORIGIN", &target, "op", b"p").unwrap();
     assert_eq!(
         l.verifier
             .verify(&token, "id-1", &target, b"p")
@@ -89,7 +91,7 @@ fn a_credential_for_another_lattice_is_rejected() {
     let l = lattice();
     let signer = host_signer(&l.cluster, "other");
     let target = actor_id();
-    let token = signer.sign("id-1", &target, "op", b"p").unwrap();
+    let token = signer.sign("id-1", "NORIGIN", &target, "op", b"p").unwrap();
     assert_eq!(
         l.verifier
             .verify(&token, "id-1", &target, b"p")
@@ -114,7 +116,7 @@ fn an_invocation_signed_by_a_foreign_key_with_a_stolen_credential_is_rejected() 
     let thief =
         InvocationSigner::new(generate(KeyKind::Host), credential, DEFAULT_TOKEN_TTL).unwrap();
     let target = actor_id();
-    let token = thief.sign("id-1", &target, "op", b"p").unwrap();
+    let token = thief.sign("id-1", "NORIGIN", &target, "op", b"p").unwrap();
     assert_eq!(
         l.verifier
             .verify(&token, "id-1", &target, b"p")
@@ -129,7 +131,9 @@ fn a_changed_payload_or_target_is_a_hash_mismatch() {
     let l = lattice();
     let signer = host_signer(&l.cluster, "default");
     let target = actor_id();
-    let token = signer.sign("id-1", &target, "op", b"pay 1").unwrap();
+    let token = signer
+        .sign("id-1", "NORIGIN", &target, "op", b"pay 1")
+        .unwrap();
     assert_eq!(
         l.verifier
             .verify(&token, "id-1", &target, b"pay 2")
@@ -137,7 +141,7 @@ fn a_changed_payload_or_target_is_a_hash_mismatch() {
             .kind(),
         ErrorKind::HashMismatch
     );
-    let token = signer.sign("id-2", &target, "op", b"p").unwrap();
+    let token = signer.sign("id-2", "NORIGIN", &target, "op", b"p").unwrap();
     assert_eq!(
         l.verifier
             .verify(&token, "id-3", &target, b"p")
@@ -146,7 +150,7 @@ fn a_changed_payload_or_target_is_a_hash_mismatch() {
         ErrorKind::HashMismatch
     );
     let other = actor_id();
-    let token = signer.sign("id-4", &target, "op", b"p").unwrap();
+    let token = signer.sign("id-4", "NORIGIN", &target, "op", b"p").unwrap();
     assert!(l.verifier.verify(&token, "id-4", &other, b"p").is_err());
 }
 
@@ -163,7 +167,7 @@ fn an_expired_invocation_is_rejected() {
     .unwrap();
     let signer = InvocationSigner::new(host, credential, Duration::from_secs(1)).unwrap();
     let target = actor_id();
-    let token = signer.sign("id-1", &target, "op", b"p").unwrap();
+    let token = signer.sign("id-1", "NORIGIN", &target, "op", b"p").unwrap();
     let strict = InvocationVerifier::new(
         "default",
         [l.cluster.public_key()],
@@ -220,11 +224,13 @@ fn the_replay_cache_stays_bounded() {
     let target = actor_id();
     for i in 0..100 {
         let id = format!("id-{i}");
-        let token = signer.sign(&id, &target, "op", b"p").unwrap();
+        let token = signer.sign(&id, "NORIGIN", &target, "op", b"p").unwrap();
         verifier.verify(&token, &id, &target, b"p").unwrap();
     }
     // The most recent ids are still refused.
-    let token = signer.sign("id-99", &target, "op", b"p").unwrap();
+    let token = signer
+        .sign("id-99", "NORIGIN", &target, "op", b"p")
+        .unwrap();
     assert_eq!(
         verifier
             .verify(&token, "id-99", &target, b"p")
@@ -240,11 +246,54 @@ fn a_token_for_another_operation_is_a_hash_mismatch() {
     let signer = host_signer(&l.cluster, "default");
     let target = actor_id();
     let token = signer
-        .sign("id-1", &target, "wasi:keyvalue/store.call", b"p")
+        .sign("id-1", "NORIGIN", &target, "wasi:keyvalue/store.call", b"p")
         .unwrap();
     let err = l
         .verifier
-        .verify_call(&token, "id-1", &target, "trellis:sqldb/query.execute", b"p")
+        .verify_call(
+            &token,
+            "id-1",
+            "NORIGIN",
+            &target,
+            "trellis:sqldb/query.execute",
+            b"p",
+        )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::HashMismatch);
+}
+
+#[test]
+fn a_token_for_another_origin_is_a_hash_mismatch() {
+    let l = lattice();
+    let signer = host_signer(&l.cluster, "default");
+    let target = actor_id();
+    let (alice, mallory) = (actor_id(), actor_id());
+    let token = signer.sign("id-1", &alice, &target, "op", b"p").unwrap();
+    let err = l
+        .verifier
+        .verify_call(&token, "id-1", &mallory, &target, "op", b"p")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HashMismatch);
+}
+
+#[test]
+fn a_provider_cannot_speak_for_an_actor() {
+    let l = lattice();
+    let provider = generate(KeyKind::Provider);
+    let credential = issue_credential(
+        &l.cluster,
+        &provider.public_key(),
+        "default",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let signer = InvocationSigner::new(provider, credential, DEFAULT_TOKEN_TTL).unwrap();
+    let target = generate(KeyKind::Provider).public_key();
+    let actor = actor_id();
+    let token = signer.sign("id-1", &actor, &target, "op", b"p").unwrap();
+    let err = l
+        .verifier
+        .verify_call(&token, "id-1", &actor, &target, "op", b"p")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongKeyKind);
 }
