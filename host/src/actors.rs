@@ -31,6 +31,9 @@ pub struct LoadedActor {
     pub image_ref: String,
     /// The compiled component.
     pub component: ActorComponent,
+    /// The contract ids its claims grant, as a set shared by every
+    /// invocation.
+    pub caps: Arc<HashSet<String>>,
 }
 
 /// Verifies `wasm`'s claims against `trust` and compiles it.
@@ -60,10 +63,12 @@ pub async fn load(
     let component = runtime
         .prepare(Arc::new(wasm), &claims.trellis.module_hash)
         .await?;
+    let caps = Arc::new(claims.trellis.caps.iter().cloned().collect());
     Ok(LoadedActor {
         claims,
         image_ref,
         component,
+        caps,
     })
 }
 
@@ -333,16 +338,7 @@ impl RunningActor {
         let request = to_hyper(request).map_err(|e| fail(RpcErrorKind::BadRequest, e))?;
         let caps = CapabilityContext {
             actor_id: self.id.clone(),
-            caps: Arc::new(
-                current
-                    .loaded
-                    .claims
-                    .trellis
-                    .caps
-                    .iter()
-                    .cloned()
-                    .collect::<HashSet<_>>(),
-            ),
+            caps: current.loaded.caps.clone(),
             lattice: ctx.lattice.clone(),
         };
         let store = ctx.runtime.new_store(&self.id, caps);

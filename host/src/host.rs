@@ -172,8 +172,10 @@ impl Host {
         tokio::spawn(async move {
             let mut stop = stop;
             let mut ticker = tokio::time::interval(host.inner.config.heartbeat_interval);
-            // Renew the credential at half its lifetime (the first tick is immediate and harmless).
-            let mut renew = tokio::time::interval(DEFAULT_CREDENTIAL_TTL / 2);
+            // Renew the credential at half its lifetime; it was issued at start.
+            let half_life = DEFAULT_CREDENTIAL_TTL / 2;
+            let mut renew =
+                tokio::time::interval_at(tokio::time::Instant::now() + half_life, half_life);
             loop {
                 tokio::select! {
                     _ = renew.tick() => host.renew_credential(),

@@ -10,4 +10,4 @@ pub mod nats;
 pub mod rpc;
 
 pub use nats::{ConnectError, connect, round_trip};
-pub use rpc::{CallError, RpcClient};
+pub use rpc::{CallError, InvokeError, RpcClient};

@@ -23,11 +23,16 @@ impl RpcClient {
     /// A client signing with `signer`, refusing invocations larger than
     /// `max_payload` bytes (normally the server's `max_payload`).
     pub fn new(nats: async_nats::Client, signer: InvocationSigner, max_payload: usize) -> Self {
+        // Accept any answer the server could carry.
+        let limits = DecodeLimits {
+            max_message_bytes: DecodeLimits::default().max_message_bytes.max(max_payload),
+            ..DecodeLimits::default()
+        };
         Self {
             nats,
             signer,
             max_payload,
-            limits: DecodeLimits::default(),
+            limits,
         }
     }
 
@@ -57,10 +62,7 @@ impl RpcClient {
     /// # Errors
     ///
     /// `(kind, message)`: [`RpcErrorKind::TooLarge`] for an invocation over
-    /// `max_payload`, [`RpcErrorKind::Timeout`] when no answer comes in
-    /// time, [`RpcErrorKind::NotFound`] when nothing listens on `subject`,
-    /// [`RpcErrorKind::BadRequest`] for an answer that does not decode, or
-    /// the error the receiver reported.
+    /// `max_payload`, and otherwise as [`RpcClient::try_invoke`].
     pub async fn invoke(
         &self,
         subject: &str,
@@ -70,6 +72,32 @@ impl RpcClient {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
+        self.try_invoke(subject, origin, target, operation, payload, timeout)
+            .await
+            .map_err(CallError::from)
+    }
+
+    /// As [`RpcClient::invoke`], telling an invocation too large to send
+    /// apart from a failed call.
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::TooLarge`] for an invocation over `max_payload` (not
+    /// sent); otherwise [`InvokeError::Call`] with
+    /// [`RpcErrorKind::Timeout`] when no answer comes in time,
+    /// [`RpcErrorKind::NotFound`] when nothing listens on `subject`,
+    /// [`RpcErrorKind::Failed`] for an answer that does not decode or a NATS
+    /// failure, or the error the receiver reported.
+    pub async fn try_invoke(
+        &self,
+        subject: &str,
+        origin: Entity,
+        target: Entity,
+        operation: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let fail = |kind: RpcErrorKind, message: String| InvokeError::Call((kind, message));
         let id = uuid::Uuid::new_v4().to_string();
         let mut invocation = Invocation::new(id.clone(), origin, target, operation, payload);
         invocation.token = self
@@ -81,19 +109,15 @@ impl RpcClient {
                 operation,
                 &invocation.payload,
             )
-            .map_err(|e| (RpcErrorKind::Failed, e.to_string()))?;
+            .map_err(|e| fail(RpcErrorKind::Failed, e.to_string()))?;
         let bytes = invocation
             .encode()
-            .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
+            .map_err(|e| fail(RpcErrorKind::BadRequest, e.to_string()))?;
         if bytes.len() > self.max_payload {
-            return Err((
-                RpcErrorKind::TooLarge,
-                format!(
-                    "invocation of {} bytes exceeds the server's max_payload of {}",
-                    bytes.len(),
-                    self.max_payload
-                ),
-            ));
+            return Err(InvokeError::TooLarge {
+                size: bytes.len(),
+                max: self.max_payload,
+            });
         }
         let reply = tokio::time::timeout(
             timeout,
@@ -107,32 +131,57 @@ impl RpcClient {
         )
         .await
         .map_err(|_| {
-            (
+            fail(
                 RpcErrorKind::Timeout,
                 format!("no answer on {subject} within {timeout:?}"),
             )
         })?
         .map_err(|e| match e.kind() {
             async_nats::RequestErrorKind::NoResponders => {
-                (RpcErrorKind::NotFound, format!("nothing serves {subject}"))
+                fail(RpcErrorKind::NotFound, format!("nothing serves {subject}"))
             }
-            async_nats::RequestErrorKind::TimedOut => {
-                (RpcErrorKind::Timeout, format!("no answer on {subject}"))
-            }
+            async_nats::RequestErrorKind::TimedOut => fail(
+                RpcErrorKind::Timeout,
+                format!("no answer on {subject} within {timeout:?}"),
+            ),
             async_nats::RequestErrorKind::MaxPayloadExceeded => {
-                (RpcErrorKind::TooLarge, e.to_string())
+                fail(RpcErrorKind::TooLarge, e.to_string())
             }
-            _ => (RpcErrorKind::Failed, e.to_string()),
+            _ => fail(RpcErrorKind::Failed, e.to_string()),
         })?;
-        let response = InvocationResponse::decode(&reply.payload, &self.limits).map_err(|e| {
-            (
-                RpcErrorKind::BadRequest,
-                format!("undecodable response: {e}"),
-            )
-        })?;
+        let response = InvocationResponse::decode(&reply.payload, &self.limits)
+            .map_err(|e| fail(RpcErrorKind::Failed, format!("undecodable response: {e}")))?;
         match response.error {
-            Some(err) => Err((err.kind, err.message)),
+            Some(err) => Err(InvokeError::Call((err.kind, err.message))),
             None => Ok(response.payload),
+        }
+    }
+}
+
+/// Why [`RpcClient::try_invoke`] did not return a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    /// The invocation is larger than the NATS server carries
+    /// (`max_payload`); it was not sent.
+    TooLarge {
+        /// Size of the encoded invocation, in bytes.
+        size: usize,
+        /// The server's `max_payload`, in bytes.
+        max: usize,
+    },
+    /// The call was sent and failed: no answer in time, nothing serves the
+    /// subject, or the receiver reported an error.
+    Call(CallError),
+}
+
+impl From<InvokeError> for CallError {
+    fn from(error: InvokeError) -> Self {
+        match error {
+            InvokeError::TooLarge { size, max } => (
+                RpcErrorKind::TooLarge,
+                format!("invocation of {size} bytes exceeds the server's max_payload of {max}"),
+            ),
+            InvokeError::Call(call) => call,
         }
     }
 }

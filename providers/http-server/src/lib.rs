@@ -75,9 +75,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 use trellis_protocol::{LinkDefinition, RpcErrorKind};
-use trellis_provider_sdk::{
-    CallError, HealthCheck, Provider, ProviderContext, ProviderInvocation, SdkError,
-};
+use trellis_provider_sdk::{CallError, HealthCheck, Provider, ProviderContext, ProviderInvocation};
 
 pub use invoke::CONTRACT_ID;
 pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, LISTEN_BACKLOG};
@@ -90,7 +88,7 @@ use server::Listener;
 
 /// Runs the provider process: reads host data from stdin and serves.
 pub fn run() -> std::process::ExitCode {
-    trellis_provider_sdk::run(|ctx| async move { HttpServerProvider::new(&ctx) })
+    trellis_provider_sdk::run(|ctx| async move { Ok(HttpServerProvider::new(ctx)) })
 }
 
 /// The `wasi:http` server provider.
@@ -112,15 +110,11 @@ struct State {
 
 impl HttpServerProvider {
     /// A provider invoking actors over `ctx`'s NATS client, with no links yet.
-    ///
-    /// # Errors
-    ///
-    /// [`SdkError::Config`] for an invalid provider seed or credential.
-    pub fn new(ctx: &ProviderContext) -> Result<Self, SdkError> {
-        Ok(Self {
-            invoker: Arc::new(Invoker::new(ctx)?),
+    pub fn new(ctx: Arc<ProviderContext>) -> Self {
+        Self {
+            invoker: Arc::new(Invoker::new(ctx)),
             state: Mutex::new(State::default()),
-        })
+        }
     }
 }
 

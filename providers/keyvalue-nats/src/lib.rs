@@ -34,6 +34,7 @@ use futures::TryStreamExt as _;
 use serde_bytes::ByteBuf;
 use tokio::sync::Mutex;
 use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse, OPERATION};
+use trellis_protocol::subject::{TokenKind, validate_token};
 use trellis_protocol::{
     DecodeLimits, LinkDefinition, RpcErrorKind, decode_msgpack, encode_msgpack,
 };
@@ -85,11 +86,7 @@ impl LinkSettings {
                 .map_err(|_| format!("timeout_ms {v:?} is not a number of ms"))?,
             None => DEFAULT_TIMEOUT_MS,
         };
-        let token_ok = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        };
+        let token_ok = |s: &str| validate_token(TokenKind::LinkName, s).is_ok();
         if !token_ok(&bucket) {
             return Err(format!(
                 "bucket {bucket:?} must be ASCII letters, digits, '-' or '_'"

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use serve::{ProviderContext, serve};
-pub use trellis_lattice_client::CallError;
+pub use trellis_lattice_client::{CallError, InvokeError};
 pub use trellis_protocol::provider::{HealthCheck, HostData};
 use trellis_protocol::{DecodeError, DecodeLimits, Entity, LinkDefinition};
 

@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 use tokio::sync::Semaphore;
 use trellis_claims::invocation::{InvocationSigner, InvocationVerifier, VerifierSettings};
 use trellis_claims::keys::{KeyKind, parse_seed};
-use trellis_lattice_client::{CallError, RpcClient};
+use trellis_lattice_client::{CallError, InvokeError, RpcClient};
 use trellis_protocol::ctl::{CtlReply, LinkList};
 use trellis_protocol::provider::HostData;
 use trellis_protocol::subject::{CtlOperation, ProviderSubjects};
@@ -103,10 +103,29 @@ impl ProviderContext {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
+        self.try_invoke_actor(actor_id, contract_id, operation, payload, timeout)
+            .await
+            .map_err(CallError::from)
+    }
+
+    /// As [`ProviderContext::invoke_actor`], telling an invocation too
+    /// large to send ([`InvokeError::TooLarge`]) apart from a failed call.
+    ///
+    /// # Errors
+    ///
+    /// As [`RpcClient::try_invoke`].
+    pub async fn try_invoke_actor(
+        &self,
+        actor_id: &str,
+        contract_id: &str,
+        operation: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, InvokeError> {
         let subject = self
             .lattice
             .rpc(actor_id, None)
-            .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
+            .map_err(|e| InvokeError::Call((RpcErrorKind::BadRequest, e.to_string())))?;
         let origin = Entity {
             kind: EntityKind::Provider,
             id: self.provider_id.clone(),
@@ -120,7 +139,7 @@ impl ProviderContext {
             link_name: None,
         };
         self.rpc
-            .invoke(&subject, origin, target, operation, payload, timeout)
+            .try_invoke(&subject, origin, target, operation, payload, timeout)
             .await
     }
 
