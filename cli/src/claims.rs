@@ -9,10 +9,10 @@ use clap::Subcommand;
 use serde::Serialize;
 use trellis_claims::actor::{ActorClaimsRequest, ActorMetadata, sign_actor, verify_actor};
 use trellis_claims::jwt::{self, Claims};
-use trellis_claims::keys::{KeyKind, KeyPair, generate};
+use trellis_claims::keys::{KeyKind, KeyPair};
 use trellis_claims::{VerifyOptions, wasm};
 
-use crate::output::{Output, emit, read_key, rfc3339, secs_from_now, write_seed};
+use crate::output::{Output, emit, read_key, rfc3339, secs_from_now};
 
 #[derive(Debug, Subcommand)]
 pub enum ClaimsCommand {
@@ -29,14 +29,17 @@ pub struct SignArgs {
     /// The module or component to sign.
     pub module: PathBuf,
     /// Issuer (account) key: a seed `SA…` or the path of a file holding one.
+    /// Defaults to the development issuer `$TRELLIS_HOME/keys/dev.account.nk`
+    /// (`TRELLIS_HOME` defaults to `~/.trellis`), created on first use.
     #[arg(long, env = "TRELLIS_ISSUER")]
-    pub issuer: String,
+    pub issuer: Option<String>,
     /// Actor key: a seed `SM…` or a file holding one. Without it the key is
-    /// read from, or created in, `--keys-dir` as `<name>.actor.nk`, or a new
-    /// key is made for this signing only.
+    /// read from, or created in, `--keys-dir` as `<name>.actor.nk`, so the
+    /// actor keeps its id from one signing to the next.
     #[arg(long, env = "TRELLIS_SUBJECT")]
     pub subject: Option<String>,
-    /// Directory for actor keys created by signing.
+    /// Directory for actor keys created by signing. Defaults to
+    /// `$TRELLIS_HOME/keys`.
     #[arg(long, env = "TRELLIS_KEYS_DIR")]
     pub keys_dir: Option<PathBuf>,
     /// Human-friendly name of the actor.
@@ -92,22 +95,10 @@ fn subject_key(args: &SignArgs) -> anyhow::Result<(KeyPair, Option<PathBuf>)> {
     if let Some(subject) = &args.subject {
         return Ok((read_key(subject, KeyKind::Actor)?, None));
     }
-    match &args.keys_dir {
-        Some(dir) => {
-            let path = dir.join(format!("{}.actor.nk", args.name));
-            if path.exists() {
-                Ok((
-                    read_key(&path.to_string_lossy(), KeyKind::Actor)?,
-                    Some(path),
-                ))
-            } else {
-                let pair = generate(KeyKind::Actor);
-                write_seed(&path, &pair.seed()?)?;
-                Ok((pair, Some(path)))
-            }
-        }
-        None => Ok((generate(KeyKind::Actor), None)),
-    }
+    let dir = args.keys_dir.clone().unwrap_or_else(crate::dev::keys_dir);
+    let path = dir.join(format!("{}.actor.nk", args.name));
+    let pair = crate::dev::key_in(&dir, &args.name, KeyKind::Actor)?;
+    Ok((pair, Some(path)))
 }
 
 #[derive(Serialize)]
@@ -121,7 +112,7 @@ struct Signed<'a> {
 fn sign(args: SignArgs, output: Output) -> anyhow::Result<ExitCode> {
     let module = std::fs::read(&args.module)
         .with_context(|| format!("reading {}", args.module.display()))?;
-    let issuer = read_key(&args.issuer, KeyKind::Account)?;
+    let issuer = crate::dev::issuer_or_dev(args.issuer.as_deref())?;
     let (subject, key_file) = subject_key(&args)?;
     let request = ActorClaimsRequest {
         name: args.name.clone(),
@@ -155,8 +146,8 @@ fn sign(args: SignArgs, output: Output) -> anyhow::Result<ExitCode> {
             destination.display(),
             describe(&claims)
         );
-        if args.subject.is_none() && key_file.is_none() {
-            text.push_str("\nNote: a new actor key was made for this signing; pass --subject or --keys-dir to keep the actor id stable.");
+        if let Some(file) = &key_file {
+            text.push_str(&format!("\nActor key:    {}", file.display()));
         }
         text
     })?;

@@ -5,11 +5,15 @@
 //! environment variable named in that help, and `-o json` switches any
 //! command to machine-readable output.
 
+mod build;
 mod claims;
+mod ctl;
+mod dev;
 mod host;
 mod keys;
 mod output;
 mod par;
+mod up;
 
 use std::process::ExitCode;
 
@@ -43,6 +47,41 @@ enum Command {
     /// Run a lattice host until Ctrl-C or a `host.stop` request; prints its
     /// id (`N…`) on stdout.
     Host(Box<host::HostArgs>),
+    /// Run a local development lattice: nats-server (unless one is already
+    /// listening), a host trusting the development issuer, and the given
+    /// providers, until Ctrl-C.
+    Up(Box<up::UpArgs>),
+    /// Build actors for wasm32-wasip2 and sign each with the capabilities
+    /// its `[package.metadata.trellis]` table lists.
+    Build(Box<build::BuildArgs>),
+    /// Show hosts, inventories, links and claims.
+    Get {
+        #[command(subcommand)]
+        command: ctl::GetCommand,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Start an actor or a provider on a host.
+    Start {
+        #[command(subcommand)]
+        command: ctl::StartCommand,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Stop an actor, a provider or a host.
+    Stop {
+        #[command(subcommand)]
+        command: ctl::StopCommand,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Put, delete and list link definitions.
+    Link {
+        #[command(subcommand)]
+        command: ctl::LinkCommand,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +91,12 @@ fn main() -> ExitCode {
         Command::Claims(cmd) => claims::run(cmd, cli.output),
         Command::Par(cmd) => par::run(cmd, cli.output),
         Command::Host(args) => host::run(*args, cli.output),
+        Command::Up(args) => up::run(*args, cli.output),
+        Command::Build(args) => build::run(*args, cli.output),
+        Command::Get { command, lattice } => ctl::get(command, lattice, cli.output),
+        Command::Start { command, lattice } => ctl::start(command, lattice, cli.output),
+        Command::Stop { command, lattice } => ctl::stop(command, lattice, cli.output),
+        Command::Link { command, lattice } => ctl::link(command, lattice, cli.output),
     };
     match result {
         Ok(code) => code,

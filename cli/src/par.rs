@@ -28,12 +28,20 @@ pub enum ParCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
-    /// Issuer (account) key: a seed `SA…` or a file holding one.
+    /// Issuer (account) key: a seed `SA…` or a file holding one. Defaults
+    /// to the development issuer `$TRELLIS_HOME/keys/dev.account.nk`
+    /// (`TRELLIS_HOME` defaults to `~/.trellis`), created on first use.
     #[arg(long, env = "TRELLIS_ISSUER")]
-    pub issuer: String,
-    /// Provider key: a seed `SV…` or a file holding one.
+    pub issuer: Option<String>,
+    /// Provider key: a seed `SV…` or a file holding one. Defaults to
+    /// `<keys dir>/<name>.provider.nk`, created on first use, so the
+    /// provider keeps its id from one build to the next.
     #[arg(long, env = "TRELLIS_SUBJECT")]
-    pub subject: String,
+    pub subject: Option<String>,
+    /// Directory for provider keys created here. Defaults to
+    /// `$TRELLIS_HOME/keys`.
+    #[arg(long, env = "TRELLIS_KEYS_DIR")]
+    pub keys_dir: Option<PathBuf>,
     /// Human-friendly name.
     #[arg(long, env = "TRELLIS_PROVIDER_NAME")]
     pub name: String,
@@ -53,7 +61,8 @@ pub struct CreateArgs {
     #[arg(long, env = "TRELLIS_EXPIRES_IN", value_parser = humantime::parse_duration)]
     pub expires_in: Option<Duration>,
     /// A binary as `<target>=<path>`, where target is `<arch>-<os>`
-    /// (e.g. `x86_64-linux`). Repeat for several.
+    /// (e.g. `x86_64-linux`), or a bare path for this machine's target.
+    /// Repeat for several.
     #[arg(
         long = "binary",
         env = "TRELLIS_BINARIES",
@@ -90,13 +99,24 @@ struct Created<'a> {
 }
 
 fn create(args: CreateArgs, output: Output) -> anyhow::Result<ExitCode> {
-    let issuer = read_key(&args.issuer, KeyKind::Account)?;
-    let subject = read_key(&args.subject, KeyKind::Provider)?;
+    let issuer = crate::dev::issuer_or_dev(args.issuer.as_deref())?;
+    let subject = match &args.subject {
+        Some(value) => read_key(value, KeyKind::Provider)?,
+        None => crate::dev::key_in(
+            &args.keys_dir.clone().unwrap_or_else(crate::dev::keys_dir),
+            &args.name,
+            KeyKind::Provider,
+        )?,
+    };
+    let here = trellis_claims::provider::current_target();
     let mut binaries = BTreeMap::new();
     for spec in &args.binaries {
-        let Some((target, path)) = spec.split_once('=') else {
-            bail!("--binary takes <target>=<path>, got {spec:?}");
-        };
+        let (target, path) = spec
+            .split_once('=')
+            .unwrap_or((here.as_str(), spec.as_str()));
+        if target.is_empty() || path.is_empty() {
+            bail!("--binary takes <target>=<path> or a path, got {spec:?}");
+        }
         let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
         if binaries.insert(target.to_owned(), bytes).is_some() {
             bail!("target {target} given twice");

@@ -213,6 +213,10 @@ async fn spawn(launch: &Launch) -> std::io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // A process group of its own: a terminal's Ctrl-C reaches only the
+        // host, which then stops its providers in order (shutdown request,
+        // then kill) instead of racing them.
+        .process_group(0)
         .spawn()?;
     let body = launch.host_data.encode().map_err(std::io::Error::other)?;
     if let Some(mut stdin) = child.stdin.take() {

@@ -3,8 +3,11 @@
 //! - `GET /counter/{name}` increments the counter `{name}` in the key-value
 //!   bucket linked under the link name `default` and answers
 //!   `200 {"name":"{name}","count":n}`.
-//! - A key-value failure (including a denial: no claim for
-//!   `wasi:keyvalue`, or no link) answers `500 {"error":"…"}`.
+//! - A key-value failure answers `500 {"error":"…","kind":"…"}`, where
+//!   `kind` is `denied` when the host refused the capability (no claim for
+//!   `wasi:keyvalue`, or no link: the store's `access-denied`, or an
+//!   `other` error whose text starts `denied:`), `no_such_store`, or
+//!   `other` (e.g. Redis unreachable).
 //! - Other paths answer `404`, other methods `405`.
 //!
 //! Counter keys are `counter:{name}`; names are limited to 64 ASCII
@@ -43,7 +46,10 @@ impl Guest for KvCounter {
         let (status, body) = match (request.method(), path.strip_prefix("/counter/")) {
             (Method::Get, Some(name)) if valid_name(name) => match increment(name) {
                 Ok(count) => (200, format!(r#"{{"name":"{name}","count":{count}}}"#)),
-                Err(message) => (500, format!(r#"{{"error":{}}}"#, json_string(&message))),
+                Err((kind, message)) => (
+                    500,
+                    format!(r#"{{"error":{},"kind":"{kind}"}}"#, json_string(&message)),
+                ),
             },
             (Method::Get, Some(_)) => (
                 400,
@@ -67,16 +73,18 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn increment(name: &str) -> Result<u64, String> {
+fn increment(name: &str) -> Result<u64, (&'static str, String)> {
     let bucket = store::open("default").map_err(describe)?;
     atomics::increment(&bucket, &format!("counter:{name}"), 1).map_err(describe)
 }
 
-fn describe(error: store::Error) -> String {
+/// The error's kind (see the crate docs) and message.
+fn describe(error: store::Error) -> (&'static str, String) {
     match error {
-        store::Error::NoSuchStore => "no such store".to_owned(),
-        store::Error::AccessDenied => "access denied".to_owned(),
-        store::Error::Other(message) => message,
+        store::Error::NoSuchStore => ("no_such_store", "no such store".to_owned()),
+        store::Error::AccessDenied => ("denied", "access denied".to_owned()),
+        store::Error::Other(message) if message.starts_with("denied:") => ("denied", message),
+        store::Error::Other(message) => ("other", message),
     }
 }
 

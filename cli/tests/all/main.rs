@@ -17,7 +17,16 @@ pub fn trellis() -> assert_cmd::Command {
             cmd.env_remove(key);
         }
     }
+    // Keys the CLI makes on first use go to a home of this test process,
+    // never to the developer's ~/.trellis.
+    cmd.env("TRELLIS_HOME", test_home());
     cmd
+}
+
+/// The `TRELLIS_HOME` of this test process: a temporary directory.
+pub fn test_home() -> &'static std::path::Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 /// Runs `trellis -o json <args>` and parses its stdout; returns the exit

@@ -1,0 +1,329 @@
+//! A client of the control interface: the JSON requests on
+//! `trellis.ctl.v1.{lattice}.…` that start and stop actors and providers,
+//! put links and read inventories (`docs/protocol.md`). The `trellis` CLI
+//! and wadm both drive hosts through it.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use trellis_protocol::ctl::{
+    ClaimsList, CtlReply, DeleteLinkRequest, HostPong, LinkList, StartActorRequest,
+    StartProviderRequest, StopActorRequest, StopHostRequest, StopProviderRequest,
+};
+use trellis_protocol::host::{ActorDescription, HostInventory, ProviderDescription};
+use trellis_protocol::subject::CtlOperation;
+use trellis_protocol::{DecodeLimits, Lattice, LinkDefinition, encode_json};
+
+/// How long a control request waits for its reply. Defaults to 5 s.
+pub const DEFAULT_CTL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`CtlClient::ping`] collects answers. Defaults to 1 s.
+pub const DEFAULT_PING_WINDOW: Duration = Duration::from_secs(1);
+
+/// What went wrong with a control request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtlErrorKind {
+    /// The request could not be sent, or NATS failed.
+    Nats,
+    /// No reply within the timeout: no host serves the subject, or it is busy.
+    Timeout,
+    /// The reply was not a control reply of the expected shape.
+    BadReply,
+    /// The host answered and refused: the message says why.
+    Refused,
+    /// The request itself is invalid (e.g. a bad lattice or host id).
+    BadRequest,
+}
+
+/// A control request's failure: a matchable [`CtlErrorKind`] and a message
+/// for people.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CtlError {
+    kind: CtlErrorKind,
+    message: String,
+}
+
+impl CtlError {
+    fn new(kind: CtlErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> CtlErrorKind {
+        self.kind
+    }
+}
+
+/// Sends control requests to the hosts of one lattice.
+#[derive(Debug, Clone)]
+pub struct CtlClient {
+    nats: async_nats::Client,
+    lattice: Lattice,
+    timeout: Duration,
+}
+
+impl CtlClient {
+    /// A client of `lattice` over `nats`, waiting [`DEFAULT_CTL_TIMEOUT`]
+    /// for each reply.
+    pub fn new(nats: async_nats::Client, lattice: Lattice) -> Self {
+        Self {
+            nats,
+            lattice,
+            timeout: DEFAULT_CTL_TIMEOUT,
+        }
+    }
+
+    /// Sets how long each request waits for its reply.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The NATS connection.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    /// Every host of the lattice that answers within `window`, sorted by id.
+    ///
+    /// # Errors
+    ///
+    /// [`CtlErrorKind::Nats`] if the request cannot be sent.
+    pub async fn ping(&self, window: Duration) -> Result<Vec<HostPong>, CtlError> {
+        let subject = self.subject(&CtlOperation::HostPing)?;
+        let inbox = self.nats.new_inbox();
+        let mut replies = self
+            .nats
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| CtlError::new(CtlErrorKind::Nats, format!("cannot subscribe: {e}")))?;
+        self.nats
+            .publish_with_reply(subject, inbox, bytes::Bytes::new())
+            .await
+            .map_err(|e| CtlError::new(CtlErrorKind::Nats, format!("cannot publish: {e}")))?;
+        let mut hosts = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, replies.next()).await {
+            match decode::<HostPong>(&message.payload) {
+                Ok(Some(pong)) => hosts.push(pong),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("ignoring a ping answer: {e}"),
+            }
+        }
+        hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+        Ok(hosts)
+    }
+
+    /// The inventory of `host_id`: its labels, actors and providers.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Timeout` when no such host answers.
+    pub async fn inventory(&self, host_id: &str) -> Result<HostInventory, CtlError> {
+        let op = CtlOperation::HostGet {
+            host_id: host_id.to_owned(),
+        };
+        self.required(&op, &()).await
+    }
+
+    /// Starts an actor from `request.actor_ref` (a path on the host) on
+    /// `host_id`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` when the host refuses the actor
+    /// (untrusted issuer, expired claims, unreadable file…).
+    pub async fn start_actor(
+        &self,
+        host_id: &str,
+        request: &StartActorRequest,
+    ) -> Result<ActorDescription, CtlError> {
+        let op = CtlOperation::ActorStart {
+            host_id: host_id.to_owned(),
+        };
+        self.required(&op, request).await
+    }
+
+    /// Stops an actor on `host_id`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` when it does not run there.
+    pub async fn stop_actor(&self, host_id: &str, actor_id: &str) -> Result<(), CtlError> {
+        let op = CtlOperation::ActorStop {
+            host_id: host_id.to_owned(),
+        };
+        let request = StopActorRequest {
+            actor_id: actor_id.to_owned(),
+        };
+        self.request::<_, serde_json::Value>(&op, &request)
+            .await
+            .map(drop)
+    }
+
+    /// Starts a capability provider on `host_id`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` when the host refuses it (claims,
+    /// missing binary, already running with that link name…).
+    pub async fn start_provider(
+        &self,
+        host_id: &str,
+        request: &StartProviderRequest,
+    ) -> Result<ProviderDescription, CtlError> {
+        let op = CtlOperation::ProviderStart {
+            host_id: host_id.to_owned(),
+        };
+        self.required(&op, request).await
+    }
+
+    /// Stops a capability provider on `host_id`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` when it does not run there.
+    pub async fn stop_provider(
+        &self,
+        host_id: &str,
+        request: &StopProviderRequest,
+    ) -> Result<(), CtlError> {
+        let op = CtlOperation::ProviderStop {
+            host_id: host_id.to_owned(),
+        };
+        self.request::<_, serde_json::Value>(&op, request)
+            .await
+            .map(drop)
+    }
+
+    /// Asks `host_id` to drain and stop, waiting up to `timeout` for its
+    /// in-flight invocations (the host's own default when `None`).
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`].
+    pub async fn stop_host(
+        &self,
+        host_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), CtlError> {
+        let op = CtlOperation::HostStop {
+            host_id: host_id.to_owned(),
+        };
+        let request = StopHostRequest {
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        };
+        self.request::<_, serde_json::Value>(&op, &request)
+            .await
+            .map(drop)
+    }
+
+    /// Puts a link definition (replacing one with the same actor, contract
+    /// and link name).
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`].
+    pub async fn put_link(&self, link: &LinkDefinition) -> Result<(), CtlError> {
+        self.request::<_, serde_json::Value>(&CtlOperation::LinkPut, link)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes a link definition.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` when there is no such link.
+    pub async fn delete_link(&self, request: &DeleteLinkRequest) -> Result<(), CtlError> {
+        self.request::<_, serde_json::Value>(&CtlOperation::LinkDel, request)
+            .await
+            .map(drop)
+    }
+
+    /// Every link definition of the lattice.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`].
+    pub async fn links(&self) -> Result<Vec<LinkDefinition>, CtlError> {
+        let list: LinkList = self.required(&CtlOperation::LinkList, &()).await?;
+        Ok(list.links)
+    }
+
+    /// The claims of every actor and provider seen in the lattice.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`].
+    pub async fn claims(&self) -> Result<Vec<serde_json::Value>, CtlError> {
+        let list: ClaimsList = self.required(&CtlOperation::ClaimsList, &()).await?;
+        Ok(list.claims)
+    }
+
+    fn subject(&self, op: &CtlOperation) -> Result<String, CtlError> {
+        self.lattice
+            .ctl(op)
+            .map_err(|e| CtlError::new(CtlErrorKind::BadRequest, e.to_string()))
+    }
+
+    async fn required<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        op: &CtlOperation,
+        request: &Q,
+    ) -> Result<R, CtlError> {
+        self.request(op, request)
+            .await?
+            .ok_or_else(|| CtlError::new(CtlErrorKind::BadReply, "the reply carries no response"))
+    }
+
+    async fn request<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        op: &CtlOperation,
+        request: &Q,
+    ) -> Result<Option<R>, CtlError> {
+        let subject = self.subject(op)?;
+        let body = encode_json(request)
+            .map_err(|e| CtlError::new(CtlErrorKind::BadRequest, e.to_string()))?;
+        let reply = tokio::time::timeout(self.timeout, self.nats.request(subject, body.into()))
+            .await
+            .map_err(|_| {
+                CtlError::new(
+                    CtlErrorKind::Timeout,
+                    format!("no host answered within {} ms", self.timeout.as_millis()),
+                )
+            })?
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    CtlError::new(CtlErrorKind::Timeout, "no host of the lattice is listening")
+                }
+                async_nats::RequestErrorKind::TimedOut => CtlError::new(
+                    CtlErrorKind::Timeout,
+                    format!("no host answered within {} ms", self.timeout.as_millis()),
+                ),
+                async_nats::RequestErrorKind::InvalidSubject
+                | async_nats::RequestErrorKind::MaxPayloadExceeded => {
+                    CtlError::new(CtlErrorKind::BadRequest, e.to_string())
+                }
+                _ => CtlError::new(CtlErrorKind::Nats, e.to_string()),
+            })?;
+        decode(&reply.payload)
+    }
+}
+
+fn decode<R: DeserializeOwned>(payload: &[u8]) -> Result<Option<R>, CtlError> {
+    let reply = CtlReply::<R>::decode(payload, &DecodeLimits::default())
+        .map_err(|e| CtlError::new(CtlErrorKind::BadReply, format!("bad control reply: {e}")))?;
+    if reply.success {
+        Ok(reply.response)
+    } else {
+        Err(CtlError::new(CtlErrorKind::Refused, reply.message))
+    }
+}
