@@ -57,8 +57,9 @@ find_nats_server() {
     command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } || true
 }
 
-ensure_nats() {
-    local port=${TRELLIS_NATS_PORT:-4222} bin
+# Installs nats-server when missing and exports TRELLIS_NATS_SERVER.
+install_nats() {
+    local bin
     bin=$(find_nats_server)
     if [ -z "$bin" ]; then
         apt_install nats-server
@@ -66,6 +67,12 @@ ensure_nats() {
         [ -n "$bin" ] || die "nats-server is still missing after installing the nats-server package"
     fi
     export TRELLIS_NATS_SERVER="$bin"
+}
+
+ensure_nats() {
+    local port=${TRELLIS_NATS_PORT:-4222} bin
+    install_nats
+    bin=$TRELLIS_NATS_SERVER
     if ! port_open "$port"; then
         say "starting nats-server with JetStream on 127.0.0.1:$port"
         mkdir -p "$TRELLIS_STATE_DIR/nats"
@@ -115,6 +122,17 @@ ensure_services() {
         return 0
     fi
     ensure_nats
+    ensure_redis
+    ensure_postgres
+}
+
+# As ensure_services, but NATS is only installed: `trellis up` starts it
+# when none is listening, and stops it again on Ctrl-C.
+ensure_backing_services() {
+    if [ "${TRELLIS_SKIP_SERVICES:-0}" = 1 ]; then
+        return 0
+    fi
+    install_nats
     ensure_redis
     ensure_postgres
 }

@@ -5,6 +5,7 @@
 //!   on drop, and restartable on the same port.
 //! - [`host::TestLattice`]: a nats-server, keys and hosts for one test.
 //! - [`lattice::TestClient`]: sends signed invocations to actors.
+//! - [`http`]: real HTTP requests and polling until a listener answers.
 //! - [`example_component`]: an actor from `actors-examples/`, built once per
 //!   test process for `wasm32-wasip2`.
 //!
@@ -14,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod host;
+pub mod http;
 pub mod lattice;
 
 use std::net::{TcpListener, TcpStream};

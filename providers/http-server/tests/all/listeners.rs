@@ -21,14 +21,7 @@ async fn the_listener_closes_with_its_last_link_and_reopens_with_a_new_one() {
     assert_eq!(health.message, format!("listening on {address}"));
 
     setup.unlink(&hello).await;
-    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
-    while tokio::net::TcpStream::connect(address).await.is_ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{address} stays open"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_closed(address).await;
 
     setup
         .link(&hello, &[("address", address.to_string())])

@@ -1,0 +1,577 @@
+//! End to end, as `scripts/demo.sh` runs it: `trellis build` signs the
+//! example actors, `trellis par create` packs the provider binaries,
+//! `trellis up` starts its own nats-server, a host and the three providers,
+//! and `trellis start` / `trellis link put` deploy the actors. Then real
+//! HTTP requests go through the http-server provider, and the effects are
+//! read back from the machine's Redis and PostgreSQL.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use trellis_test_support::http::{
+    Answer, Bytes, StatusCode, free_address, get_until, request, send,
+};
+
+use crate::test_home;
+
+/// How long `trellis up` may take to report the lattice ready.
+const UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long `trellis up` may take to stop after SIGTERM.
+const DOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn redis_url() -> String {
+    std::env::var("TRELLIS_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn postgres_url() -> String {
+    std::env::var("TRELLIS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A `trellis` command with a clean environment and `home` as its
+/// `TRELLIS_HOME`.
+fn trellis(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trellis"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRELLIS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("TRELLIS_HOME", home);
+    cmd
+}
+
+/// Runs a `trellis` command to success and returns its stdout.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A provider binary built beside the `trellis` binary (`cargo test
+/// --workspace` builds every member's binaries).
+fn provider_binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_trellis")).with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the providers first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A lattice brought up by `trellis up`, as the demo does; stopped with
+/// SIGTERM on drop.
+struct DemoLattice {
+    home: tempfile::TempDir,
+    nats_url: String,
+    up: Child,
+    ready: Value,
+}
+
+impl DemoLattice {
+    fn start() -> Self {
+        let home = tempfile::tempdir_in(test_home()).unwrap();
+        let examples = trellis_test_support::repo_root().join("actors-examples/Cargo.toml");
+        run(trellis(home.path())
+            .args(["build", "--manifest-path"])
+            .arg(&examples)
+            .arg("--out-dir")
+            .arg(home.path().join("actors")));
+        let mut providers = Vec::new();
+        for (name, contract) in [
+            ("http-server", "wasi:http"),
+            ("keyvalue-redis", "wasi:keyvalue"),
+            ("sqldb-postgres", "trellis:sqldb"),
+        ] {
+            let archive = home.path().join(format!("{name}.par.gz"));
+            run(trellis(home.path())
+                .args([
+                    "par",
+                    "create",
+                    "--name",
+                    name,
+                    "--contract",
+                    contract,
+                    "--binary",
+                ])
+                .arg(provider_binary(name))
+                .arg("-d")
+                .arg(&archive));
+            providers.push(archive);
+        }
+
+        let port = trellis_test_support::free_port();
+        let log = std::fs::File::create(home.path().join("up.log")).unwrap();
+        let mut cmd = trellis(home.path());
+        cmd.args(["-o", "json", "up", "--nats-port", &port.to_string()]);
+        for p in &providers {
+            cmd.arg("--provider").arg(p);
+        }
+        let mut up = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+
+        // `trellis -o json up` prints one JSON document once the providers
+        // answer their health checks.
+        let stdout = up.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut document = String::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                document.push_str(&line);
+                document.push('\n');
+                if line == "}" {
+                    let _ = tx.send(document.clone());
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(UP_TIMEOUT) {
+            Ok(document) => serde_json::from_str::<Value>(&document).unwrap(),
+            Err(_) => {
+                let _ = up.kill();
+                panic!(
+                    "trellis up did not report ready within {UP_TIMEOUT:?}; its log:\n{}",
+                    std::fs::read_to_string(home.path().join("up.log")).unwrap_or_default()
+                );
+            }
+        };
+        assert_eq!(ready["nats_started"], true, "{ready}");
+        Self {
+            nats_url: ready["nats_url"].as_str().unwrap().to_owned(),
+            home,
+            up,
+            ready,
+        }
+    }
+
+    /// Runs `trellis -o json <args>` against this lattice.
+    fn ctl(&self, args: &[&str]) -> Value {
+        let stdout = run(trellis(self.home.path())
+            .args(["-o", "json"])
+            .args(args)
+            .args(["--nats-url", &self.nats_url]));
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    /// The id of the provider named `name`.
+    fn provider(&self, name: &str) -> String {
+        self.ready["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no provider {name} in {}", self.ready))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Starts the signed component at `path`; returns the actor id.
+    fn start_actor(&self, path: &Path) -> String {
+        let actor = self.ctl(&["start", "actor", path.to_str().unwrap()]);
+        actor["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts the example `name` as `trellis build` signed it.
+    fn start_example(&self, name: &str) -> String {
+        self.start_actor(&self.home.path().join(format!("actors/{name}.signed.wasm")))
+    }
+
+    /// Puts a link from `actor` to the provider named `provider`.
+    fn link(&self, actor: &str, provider: &str, contract: &str, config: &[String]) {
+        let provider = self.provider(provider);
+        let mut args = vec!["link", "put", actor, &provider, contract];
+        args.extend(config.iter().map(String::as_str));
+        self.ctl(&args);
+    }
+
+    /// Links `actor` to the http-server provider on a free address.
+    fn serve_http(&self, actor: &str) -> SocketAddr {
+        let address = free_address();
+        self.link(
+            actor,
+            "http-server",
+            "wasi:http",
+            &[format!("address={address}")],
+        );
+        address
+    }
+}
+
+impl DemoLattice {
+    /// Sends SIGTERM, as Ctrl-C in the demo does, and waits for the exit
+    /// status (`None` if it had to be killed).
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.up.try_wait() {
+            return Some(status);
+        }
+        if let Ok(pid) = i32::try_from(self.up.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + DOWN_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.up.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.up.kill();
+        let _ = self.up.wait();
+        None
+    }
+}
+
+impl Drop for DemoLattice {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Sends `method path` with `body` to `address`.
+async fn call(address: SocketAddr, method: &str, path: &str, body: &str) -> Answer {
+    send(
+        address,
+        request(
+            method,
+            &address.to_string(),
+            path,
+            Bytes::from(body.to_owned()),
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+fn json_of(answer: &Answer) -> Value {
+    serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
+}
+
+/// A database of its own on the machine's PostgreSQL, dropped on drop.
+struct Database {
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create() -> Self {
+        let name = format!("trellis_e2e_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_client(&postgres_url()).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = postgres_url();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        Self { name, url }
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        admin_client(&self.url).await
+    }
+}
+
+async fn admin_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Redis keys under a prefix of their own, deleted on drop.
+struct RedisPrefix(String);
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.0))
+                .query(&mut c)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_hello_kvcounter_and_todo_through_the_lattice() {
+    let lattice = DemoLattice::start();
+    let prefix = RedisPrefix(format!("trellis-e2e:{}:", uuid::Uuid::new_v4()));
+    let database = Database::create().await;
+
+    let hello = lattice.start_example("hello");
+    let kvcounter = lattice.start_example("kvcounter");
+    let todo = lattice.start_example("todo");
+    let hello_at = lattice.serve_http(&hello);
+    let kvcounter_at = lattice.serve_http(&kvcounter);
+    let todo_at = lattice.serve_http(&todo);
+    lattice.link(
+        &kvcounter,
+        "keyvalue-redis",
+        "wasi:keyvalue",
+        &[
+            format!("url={}", redis_url()),
+            format!("prefix={}", prefix.0),
+        ],
+    );
+    lattice.link(
+        &todo,
+        "sqldb-postgres",
+        "trellis:sqldb",
+        &[format!("url={}", database.url)],
+    );
+
+    // hello
+    let greeting = get_until(hello_at, &hello_at.to_string(), "/?name=Ada", |a| {
+        a.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(greeting.text(), "Hello, Ada!");
+
+    // kvcounter: wait until the key-value link has reached the provider.
+    get_until(
+        kvcounter_at,
+        &kvcounter_at.to_string(),
+        "/counter/warmup",
+        |a| a.status == StatusCode::OK,
+    )
+    .await;
+    for expected in 1..=3 {
+        let answer = call(kvcounter_at, "GET", "/counter/visits", "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert_eq!(
+            json_of(&answer),
+            json!({"name": "visits", "count": expected})
+        );
+    }
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stored: String = redis::cmd("GET")
+        .arg(format!("{}counter:visits", prefix.0))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(stored, "3");
+
+    // todo: create, list, get, update, delete, with the rows checked in
+    // PostgreSQL at each step.
+    get_until(todo_at, &todo_at.to_string(), "/todos", |a| {
+        a.status == StatusCode::OK
+    })
+    .await;
+    let created = call(
+        todo_at,
+        "POST",
+        "/todos",
+        r#"{"title":"write the tutorial"}"#,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let item = json_of(&created);
+    assert_eq!(item["title"], "write the tutorial");
+    assert_eq!(item["done"], false);
+    let id = item["id"].as_i64().unwrap();
+    let db = database.client().await;
+    let row = db
+        .query_one("SELECT title, done FROM todos WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "write the tutorial");
+    assert!(!row.get::<_, bool>(1));
+
+    let listed = call(todo_at, "GET", "/todos", "").await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(json_of(&listed), json!([item.clone()]));
+
+    let fetched = call(todo_at, "GET", &format!("/todos/{id}"), "").await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(json_of(&fetched), item);
+
+    let patched = call(
+        todo_at,
+        "PATCH",
+        &format!("/todos/{id}"),
+        r#"{"done":true}"#,
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    assert_eq!(json_of(&patched)["done"], true);
+    let done: bool = db
+        .query_one("SELECT done FROM todos WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(done);
+
+    let invalid = call(todo_at, "POST", "/todos", r#"{"title":""}"#).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert!(json_of(&invalid)["error"].is_string(), "{invalid:?}");
+
+    let deleted = call(todo_at, "DELETE", &format!("/todos/{id}"), "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    let rows: i64 = db
+        .query_one("SELECT count(*) FROM todos", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+    let gone = call(todo_at, "GET", &format!("/todos/{id}"), "").await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(json_of(&gone)["error"].is_string());
+
+    // Ctrl-C (SIGTERM here) stops everything cleanly: `trellis up` exits
+    // with success, and the HTTP listeners and the nats-server it started
+    // are gone.
+    let mut lattice = lattice;
+    let status = lattice
+        .terminate()
+        .expect("trellis up did not stop in time");
+    assert!(status.success(), "trellis up exited with {status}");
+    let nats_port: u16 = lattice
+        .nats_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for address in [hello_at, SocketAddr::from(([127, 0, 0, 1], nats_port))] {
+        assert!(
+            std::net::TcpStream::connect(address).is_err(),
+            "{address} still accepts connections"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kvcounter_signed_without_the_keyvalue_capability_is_denied_and_the_host_keeps_serving() {
+    let lattice = DemoLattice::start();
+    let prefix = RedisPrefix(format!("trellis-e2e:{}:", uuid::Uuid::new_v4()));
+    let unsigned = trellis_test_support::example_component("kvcounter");
+    let copy = lattice.home.path().join("kvcounter-without-keyvalue.wasm");
+    run(trellis(lattice.home.path())
+        .args(["claims", "sign"])
+        .arg(&unsigned)
+        .args([
+            "--name",
+            "kvcounter-without-keyvalue",
+            "--cap",
+            "wasi:http",
+            "-d",
+        ])
+        .arg(&copy));
+
+    let hello = lattice.start_example("hello");
+    let denied = lattice.start_actor(&copy);
+    let hello_at = lattice.serve_http(&hello);
+    let denied_at = lattice.serve_http(&denied);
+    // The link exists: only the claim is missing.
+    lattice.link(
+        &denied,
+        "keyvalue-redis",
+        "wasi:keyvalue",
+        &[
+            format!("url={}", redis_url()),
+            format!("prefix={}", prefix.0),
+        ],
+    );
+
+    let answer = get_until(denied_at, &denied_at.to_string(), "/counter/visits", |a| {
+        a.status != StatusCode::SERVICE_UNAVAILABLE && a.status != StatusCode::NOT_FOUND
+    })
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{answer:?}"
+    );
+    assert_eq!(
+        answer.headers.get("content-type").unwrap(),
+        "application/json"
+    );
+    let body = json_of(&answer);
+    assert_eq!(body["kind"], "denied", "{body}");
+    assert!(body["error"].is_string(), "{body}");
+
+    // The host keeps serving: hello answers, and the denied actor answers
+    // the same again.
+    let greeting = get_until(hello_at, &hello_at.to_string(), "/?name=Ada", |a| {
+        a.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(greeting.text(), "Hello, Ada!");
+    let again = call(denied_at, "GET", "/counter/visits", "").await;
+    assert_eq!(again.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(json_of(&again)["kind"], "denied");
+
+    let inventory = lattice.ctl(&["get", "inventory"]);
+    let actors: Vec<&str> = inventory["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(actors.contains(&hello.as_str()) && actors.contains(&denied.as_str()));
+
+    // Nothing reached Redis.
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", prefix.0))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
