@@ -35,7 +35,12 @@ pub fn print_error(output: Output, err: &anyhow::Error) {
         Output::Json => {
             let kind = err
                 .downcast_ref::<trellis_claims::Error>()
-                .map_or("error", |e| e.kind().code());
+                .map(|e| e.kind().code())
+                .or_else(|| {
+                    err.downcast_ref::<trellis_lattice_client::CtlError>()
+                        .map(|e| e.kind().code())
+                })
+                .unwrap_or("error");
             let body = serde_json::json!({"error": {"kind": kind, "message": format!("{err:#}")}});
             println!("{body}");
         }

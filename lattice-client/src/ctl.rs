@@ -37,6 +37,20 @@ pub enum CtlErrorKind {
     BadRequest,
 }
 
+impl CtlErrorKind {
+    /// A stable snake-case name for machine-readable output, e.g.
+    /// `timeout` or `refused`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Nats => "nats",
+            Self::Timeout => "timeout",
+            Self::BadReply => "bad_reply",
+            Self::Refused => "refused",
+            Self::BadRequest => "bad_request",
+        }
+    }
+}
+
 /// A control request's failure: a matchable [`CtlErrorKind`] and a message
 /// for people.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod claims;
+mod ctl;
 mod e2e;
 mod keys;
 mod par;
