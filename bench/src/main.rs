@@ -1,0 +1,743 @@
+//! `trellis-bench`: measures a Trellis lattice side by side with what a
+//! user would pick instead, in one run, and prints a table of figures and
+//! ratios (also written as JSON).
+//!
+//! - HTTP hello at each concurrency: the lattice path (client → http-server
+//!   provider → NATS → host → actor), `wasmtime serve` running the same
+//!   component, and a bare hyper server; load from `wrk`.
+//! - Key-value: `kvcounter` through the lattice against
+//!   `redis-benchmark -t incr` at the same concurrency.
+//! - SQL: a single-row `todo` GET through the lattice against `pgbench`
+//!   running the same select.
+//! - Actor cold start: control command to first 200 OK, compile cache cold
+//!   and warm.
+//! - Density: N distinct signed actors started on one host: time and RSS.
+//! - Footprint: the host's idle RSS and the release binary's size.
+//!
+//! `bench/run.sh` builds everything and calls it with the paths it needs.
+
+mod measure;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use serde::Serialize;
+use trellis_claims::actor::{ActorClaimsRequest, sign_actor};
+use trellis_claims::keys::{KeyKind, KeyPair, generate};
+use trellis_lattice_client::CtlClient;
+use trellis_protocol::ctl::StartActorRequest;
+use trellis_protocol::provider::{NatsAuth, NatsConnection};
+use trellis_protocol::{ContractId, Lattice, LinkDefinition};
+
+use crate::measure::{Load, free_port, rss_bytes, wait_for_http, wrk};
+
+/// Command-line settings. Every default is the documented benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "trellis-bench")]
+struct Args {
+    /// Length of each load run, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrencies (open connections) of the HTTP runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
+    concurrency: Vec<u32>,
+    /// Concurrency of the key-value and SQL runs.
+    #[arg(long, default_value_t = 32)]
+    backend_concurrency: u32,
+    /// Directory of the release binaries (`trellis`, `http-server`,
+    /// `keyvalue-redis`, `sqldb-postgres`, `hello-hyper`).
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// The `wasmtime` binary (same wasmtime version as the host).
+    #[arg(long)]
+    wasmtime: PathBuf,
+    /// Directory of the unsigned example components (`hello.wasm`, …).
+    #[arg(long)]
+    components: PathBuf,
+    /// Redis of the key-value runs.
+    #[arg(
+        long,
+        env = "TRELLIS_BENCH_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+    /// PostgreSQL server of the SQL runs; a database `trellis_bench` is
+    /// (re)created there.
+    #[arg(
+        long,
+        env = "TRELLIS_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Distinct actors of the density run.
+    #[arg(long, default_value_t = 1000)]
+    density_actors: u32,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "bench/results/latest.json")]
+    out: PathBuf,
+}
+
+/// One HTTP load figure.
+#[derive(Debug, Clone, Serialize)]
+struct HttpFigure {
+    target: &'static str,
+    concurrency: u32,
+    #[serde(flatten)]
+    load: Load,
+}
+
+/// A backend figure: requests per second through the lattice and directly.
+#[derive(Debug, Serialize)]
+struct BackendFigure {
+    concurrency: u32,
+    lattice: Load,
+    direct_requests_per_sec: f64,
+    direct_tool: &'static str,
+    ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    machine: Machine,
+    duration_s: u64,
+    http: Vec<HttpFigure>,
+    http_ratios: Vec<serde_json::Value>,
+    keyvalue: Option<BackendFigure>,
+    sql: Option<BackendFigure>,
+    cold_start_ms: serde_json::Value,
+    density: serde_json::Value,
+    footprint: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+struct Machine {
+    cores: usize,
+    model: String,
+    kernel: String,
+}
+
+fn machine() -> Machine {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    Machine {
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        model,
+        kernel,
+    }
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) on drop.
+struct Guard(Child);
+
+impl Guard {
+    fn terminate(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let hello_wasm = std::fs::read(args.components.join("hello.wasm"))
+        .context("reading hello.wasm: build actors-examples first")?;
+    let home = tempfile::tempdir()?;
+    let issuer = generate(KeyKind::Account);
+    let keys = home.path().join("keys");
+    std::fs::create_dir_all(&keys)?;
+    std::fs::write(keys.join("dev.account.nk"), format!("{}\n", issuer.seed()?))?;
+    let hello_signed = home.path().join("hello.signed.wasm");
+    std::fs::write(
+        &hello_signed,
+        sign(&hello_wasm, "hello", &["wasi:http"], &issuer)?.0,
+    )?;
+
+    let mut http = Vec::new();
+
+    eprintln!("== bare hyper hello");
+    {
+        let port = free_port()?;
+        let _server = Guard(
+            Command::new(args.bin_dir.join("hello-hyper"))
+                .arg(format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting hello-hyper")?,
+        );
+        let url = format!("http://127.0.0.1:{port}/?name=Ada");
+        wait_for_http(&url, 200, Duration::from_secs(10)).await?;
+        for &c in &args.concurrency {
+            http.push(HttpFigure {
+                target: "hyper",
+                concurrency: c,
+                load: wrk(&url, c, args.duration)?,
+            });
+        }
+    }
+
+    eprintln!("== wasmtime serve");
+    {
+        let port = free_port()?;
+        let _server = Guard(
+            Command::new(&args.wasmtime)
+                .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+                .arg(&hello_signed)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting wasmtime serve")?,
+        );
+        let url = format!("http://127.0.0.1:{port}/?name=Ada");
+        wait_for_http(&url, 200, Duration::from_secs(60)).await?;
+        for &c in &args.concurrency {
+            http.push(HttpFigure {
+                target: "wasmtime serve",
+                concurrency: c,
+                load: wrk(&url, c, args.duration)?,
+            });
+        }
+    }
+
+    eprintln!("== the lattice");
+    let lattice = UpLattice::start(&args, home.path()).await?;
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = rss_bytes(lattice.up.0.id())?;
+
+    // Cold start: the first start of the component on this host compiles
+    // it; a second actor with the same module (another key) hits the
+    // compile cache.
+    let cold = lattice
+        .start_and_serve(&hello_signed, &[])
+        .await
+        .context("cold start")?;
+    let warm_copy = home.path().join("hello-2.signed.wasm");
+    std::fs::write(
+        &warm_copy,
+        sign(&hello_wasm, "hello-2", &["wasi:http"], &issuer)?.0,
+    )?;
+    let warm = lattice
+        .start_and_serve(&warm_copy, &[])
+        .await
+        .context("warm start")?;
+    let url = format!("http://{}/?name=Ada", cold.address);
+    for &c in &args.concurrency {
+        http.push(HttpFigure {
+            target: "lattice",
+            concurrency: c,
+            load: wrk(&url, c, args.duration)?,
+        });
+    }
+
+    let keyvalue = match keyvalue(&args, &lattice, &issuer, home.path()).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("key-value run skipped: {e:#}");
+            None
+        }
+    };
+    let sql = match sql(&args, &lattice, &issuer, home.path()).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("SQL run skipped: {e:#}");
+            None
+        }
+    };
+    let density = density(&args, &lattice, &hello_wasm, &issuer, home.path()).await?;
+    drop(lattice);
+
+    let binary = std::fs::metadata(args.bin_dir.join("trellis"))?.len();
+    let report = Report {
+        machine: machine(),
+        duration_s: args.duration.as_secs(),
+        http_ratios: ratios(&http, &args.concurrency),
+        http,
+        keyvalue,
+        sql,
+        cold_start_ms: serde_json::json!({
+            "cold_cache": cold.start_ms,
+            "warm_cache": warm.start_ms,
+        }),
+        density,
+        footprint: serde_json::json!({
+            "host_idle_rss_bytes": idle_rss,
+            "trellis_binary_bytes": binary,
+        }),
+    };
+    print_table(&report);
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
+    println!("\nJSON report: {}", args.out.display());
+    Ok(())
+}
+
+fn sign(
+    wasm: &[u8],
+    name: &str,
+    caps: &[&str],
+    issuer: &KeyPair,
+) -> anyhow::Result<(Vec<u8>, String)> {
+    let actor = generate(KeyKind::Actor);
+    let request = ActorClaimsRequest {
+        name: name.to_owned(),
+        caps: caps.iter().map(|c| (*c).to_owned()).collect(),
+        ..ActorClaimsRequest::default()
+    };
+    let (signed, claims) = sign_actor(wasm, &request, issuer, &actor)?;
+    Ok((signed, claims.sub))
+}
+
+/// A lattice run by `trellis up` with the three providers.
+struct UpLattice {
+    up: Guard,
+    ctl: CtlClient,
+    host_id: String,
+    providers: serde_json::Value,
+}
+
+/// A link besides HTTP: provider name, contract, link configuration.
+type ExtraLink<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+
+/// An actor started and served over HTTP.
+struct Served {
+    actor_id: String,
+    address: String,
+    start_ms: f64,
+}
+
+impl UpLattice {
+    async fn start(args: &Args, home: &Path) -> anyhow::Result<Self> {
+        let trellis = args.bin_dir.join("trellis");
+        let mut archives = Vec::new();
+        for (name, contract) in [
+            ("http-server", "wasi:http"),
+            ("keyvalue-redis", "wasi:keyvalue"),
+            ("sqldb-postgres", "trellis:sqldb"),
+        ] {
+            let archive = home.join(format!("{name}.par.gz"));
+            let status = Command::new(&trellis)
+                .env("TRELLIS_HOME", home)
+                .args([
+                    "par",
+                    "create",
+                    "--name",
+                    name,
+                    "--contract",
+                    contract,
+                    "--binary",
+                ])
+                .arg(args.bin_dir.join(name))
+                .arg("-d")
+                .arg(&archive)
+                .stdout(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("trellis par create {name} failed");
+            }
+            archives.push(archive);
+        }
+        let nats_port = free_port()?;
+        let mut cmd = Command::new(&trellis);
+        cmd.env("TRELLIS_HOME", home)
+            .env("TRELLIS_LOG", "warn")
+            .args(["-o", "json", "up", "--nats-port", &nats_port.to_string()]);
+        for a in &archives {
+            cmd.arg("--provider").arg(a);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(home.join("up.log"))?)
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let up = Guard(child);
+        let ready: serde_json::Value = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            let mut doc = String::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let line = line?;
+                doc.push_str(&line);
+                doc.push('\n');
+                if line == "}" {
+                    return Ok::<_, anyhow::Error>(serde_json::from_str(&doc)?);
+                }
+            }
+            bail!("trellis up exited before it was ready")
+        })
+        .await??;
+        let nats = trellis_lattice_client::connect(
+            &NatsConnection {
+                urls: vec![format!("nats://127.0.0.1:{nats_port}")],
+                auth: NatsAuth::None,
+                tls: None,
+            },
+            "trellis-bench",
+            Duration::from_secs(5),
+        )
+        .await?;
+        let ctl =
+            CtlClient::new(nats, Lattice::new("default")?).with_timeout(Duration::from_secs(60));
+        Ok(Self {
+            up,
+            ctl,
+            host_id: ready["host_id"].as_str().context("no host id")?.to_owned(),
+            providers: ready["providers"].clone(),
+        })
+    }
+
+    fn provider(&self, name: &str) -> anyhow::Result<String> {
+        self.providers
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .and_then(|p| p["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("no provider {name}"))
+    }
+
+    async fn link(
+        &self,
+        actor: &str,
+        provider: &str,
+        contract: &str,
+        config: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        let link = config.iter().fold(
+            LinkDefinition::new(
+                actor,
+                ContractId::new(contract)?,
+                "default",
+                self.provider(provider)?,
+            ),
+            |l, (k, v)| l.with_config(*k, v.clone()),
+        );
+        Ok(self.ctl.put_link(&link).await?)
+    }
+
+    /// Starts the actor at `path`, links it to `links` and to HTTP on a
+    /// free port, and times the control command to the first 200 on
+    /// `probe`.
+    async fn start_and_serve_at(
+        &self,
+        path: &Path,
+        links: &[ExtraLink<'_>],
+        probe: &str,
+    ) -> anyhow::Result<Served> {
+        let address = format!("127.0.0.1:{}", free_port()?);
+        let started = Instant::now();
+        let actor = self
+            .ctl
+            .start_actor(
+                &self.host_id,
+                &StartActorRequest {
+                    actor_ref: path.to_string_lossy().into_owned(),
+                    max_instances: 256,
+                    annotations: Default::default(),
+                },
+            )
+            .await?;
+        for (provider, contract, config) in links {
+            self.link(&actor.id, provider, contract, config).await?;
+        }
+        self.link(
+            &actor.id,
+            "http-server",
+            "wasi:http",
+            &[("address", address.clone())],
+        )
+        .await?;
+        wait_for_http(
+            &format!("http://{address}{probe}"),
+            200,
+            Duration::from_secs(60),
+        )
+        .await?;
+        Ok(Served {
+            actor_id: actor.id,
+            address,
+            start_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    async fn start_and_serve(
+        &self,
+        path: &Path,
+        links: &[ExtraLink<'_>],
+    ) -> anyhow::Result<Served> {
+        self.start_and_serve_at(path, links, "/?name=Ada").await
+    }
+}
+
+async fn keyvalue(
+    args: &Args,
+    lattice: &UpLattice,
+    issuer: &KeyPair,
+    home: &Path,
+) -> anyhow::Result<BackendFigure> {
+    eprintln!("== key-value: kvcounter against redis-benchmark -t incr");
+    let wasm = std::fs::read(args.components.join("kvcounter.wasm"))?;
+    let path = home.join("kvcounter.signed.wasm");
+    std::fs::write(
+        &path,
+        sign(&wasm, "kvcounter", &["wasi:http", "wasi:keyvalue"], issuer)?.0,
+    )?;
+    let prefix = format!("trellis-bench:{}:", std::process::id());
+    let served = lattice
+        .start_and_serve_at(
+            &path,
+            &[(
+                "keyvalue-redis",
+                "wasi:keyvalue",
+                vec![("url", args.redis_url.clone()), ("prefix", prefix.clone())],
+            )],
+            "/counter/bench",
+        )
+        .await?;
+    let c = args.backend_concurrency;
+    let load = wrk(
+        &format!("http://{}/counter/bench", served.address),
+        c,
+        args.duration,
+    )?;
+    let direct = measure::redis_benchmark(&args.redis_url, c)?;
+    measure::redis_del(&args.redis_url, &format!("{prefix}counter:bench"));
+    let _ = lattice
+        .ctl
+        .stop_actor(&lattice.host_id, &served.actor_id)
+        .await;
+    Ok(BackendFigure {
+        concurrency: c,
+        ratio: load.requests_per_sec / direct,
+        lattice: load,
+        direct_requests_per_sec: direct,
+        direct_tool: "redis-benchmark -t incr",
+    })
+}
+
+async fn sql(
+    args: &Args,
+    lattice: &UpLattice,
+    issuer: &KeyPair,
+    home: &Path,
+) -> anyhow::Result<BackendFigure> {
+    eprintln!("== SQL: todo GET /todos/1 against pgbench");
+    let database = measure::recreate_database(&args.postgres_url, "trellis_bench")?;
+    let wasm = std::fs::read(args.components.join("todo.wasm"))?;
+    let path = home.join("todo.signed.wasm");
+    std::fs::write(
+        &path,
+        sign(&wasm, "todo", &["wasi:http", "trellis:sqldb"], issuer)?.0,
+    )?;
+    let served = lattice
+        .start_and_serve_at(
+            &path,
+            &[(
+                "sqldb-postgres",
+                "trellis:sqldb",
+                vec![("url", database.clone()), ("pool_size", "32".to_owned())],
+            )],
+            "/todos",
+        )
+        .await?;
+    measure::http_post(
+        &format!("http://{}/todos", served.address),
+        r#"{"title":"benchmark"}"#,
+    )
+    .await?;
+    let c = args.backend_concurrency;
+    let load = wrk(
+        &format!("http://{}/todos/1", served.address),
+        c,
+        args.duration,
+    )?;
+    let select = home.join("select.sql");
+    std::fs::write(
+        &select,
+        "SELECT id, title, done, created_at FROM todos WHERE id = 1;\n",
+    )?;
+    let direct = measure::pgbench(&database, &select, c, args.duration)?;
+    let _ = lattice
+        .ctl
+        .stop_actor(&lattice.host_id, &served.actor_id)
+        .await;
+    Ok(BackendFigure {
+        concurrency: c,
+        ratio: load.requests_per_sec / direct,
+        lattice: load,
+        direct_requests_per_sec: direct,
+        direct_tool: "pgbench (same SELECT)",
+    })
+}
+
+async fn density(
+    args: &Args,
+    lattice: &UpLattice,
+    wasm: &[u8],
+    issuer: &KeyPair,
+    home: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let n = args.density_actors;
+    eprintln!("== density: {n} distinct signed actors on one host");
+    let dir = home.join("density");
+    std::fs::create_dir_all(&dir)?;
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let path = dir.join(format!("hello-{i}.signed.wasm"));
+        std::fs::write(
+            &path,
+            sign(wasm, &format!("hello-{i}"), &["wasi:http"], issuer)?.0,
+        )?;
+        paths.push(path);
+    }
+    let before = rss_bytes(lattice.up.0.id())?;
+    let started = Instant::now();
+    for path in &paths {
+        lattice
+            .ctl
+            .start_actor(
+                &lattice.host_id,
+                &StartActorRequest {
+                    actor_ref: path.to_string_lossy().into_owned(),
+                    max_instances: 1,
+                    annotations: Default::default(),
+                },
+            )
+            .await?;
+    }
+    let elapsed = started.elapsed();
+    let after = rss_bytes(lattice.up.0.id())?;
+    Ok(serde_json::json!({
+        "actors": n,
+        "start_all_ms": elapsed.as_secs_f64() * 1000.0,
+        "host_rss_before_bytes": before,
+        "host_rss_after_bytes": after,
+    }))
+}
+
+fn ratios(http: &[HttpFigure], concurrency: &[u32]) -> Vec<serde_json::Value> {
+    let rps = |target: &str, c: u32| {
+        http.iter()
+            .find(|f| f.target == target && f.concurrency == c)
+            .map(|f| f.load.requests_per_sec)
+    };
+    concurrency
+        .iter()
+        .filter_map(|&c| {
+            let lattice = rps("lattice", c)?;
+            let wasmtime = rps("wasmtime serve", c)?;
+            let hyper = rps("hyper", c)?;
+            Some(serde_json::json!({
+                "concurrency": c,
+                "lattice_vs_wasmtime_serve": lattice / wasmtime,
+                "lattice_vs_hyper": lattice / hyper,
+                "wasmtime_serve_vs_hyper": wasmtime / hyper,
+            }))
+        })
+        .collect()
+}
+
+fn print_table(r: &Report) {
+    let m = &r.machine;
+    println!(
+        "\nTrellis benchmarks — {} cores, {}, {} s per run",
+        m.cores, m.model, r.duration_s
+    );
+    println!("\nHTTP hello (wrk)");
+    println!(
+        "{:<16} {:>5} {:>12} {:>10} {:>10}",
+        "target", "conns", "req/s", "p50 ms", "p99 ms"
+    );
+    for f in &r.http {
+        println!(
+            "{:<16} {:>5} {:>12.0} {:>10.3} {:>10.3}",
+            f.target, f.concurrency, f.load.requests_per_sec, f.load.p50_ms, f.load.p99_ms
+        );
+    }
+    println!("\nRatios of throughput");
+    println!(
+        "{:>5} {:>22} {:>18} {:>24}",
+        "conns", "lattice/wasmtime serve", "lattice/hyper", "wasmtime serve/hyper"
+    );
+    for v in &r.http_ratios {
+        println!(
+            "{:>5} {:>22.2} {:>18.2} {:>24.2}",
+            v["concurrency"],
+            v["lattice_vs_wasmtime_serve"].as_f64().unwrap_or(0.0),
+            v["lattice_vs_hyper"].as_f64().unwrap_or(0.0),
+            v["wasmtime_serve_vs_hyper"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for (title, figure) in [("Key-value", &r.keyvalue), ("SQL", &r.sql)] {
+        if let Some(f) = figure {
+            println!(
+                "\n{title} at {} connections: lattice {:.0} req/s (p50 {:.3} ms, p99 {:.3} ms); {} {:.0} req/s; ratio {:.3}",
+                f.concurrency,
+                f.lattice.requests_per_sec,
+                f.lattice.p50_ms,
+                f.lattice.p99_ms,
+                f.direct_tool,
+                f.direct_requests_per_sec,
+                f.ratio
+            );
+        }
+    }
+    println!(
+        "\nActor cold start (control command to first 200): {:.1} ms with a cold compile cache, {:.1} ms warm",
+        r.cold_start_ms["cold_cache"].as_f64().unwrap_or(0.0),
+        r.cold_start_ms["warm_cache"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "Density: {} actors started in {:.0} ms; host RSS {:.1} MiB before, {:.1} MiB after",
+        r.density["actors"],
+        r.density["start_all_ms"].as_f64().unwrap_or(0.0),
+        mib(&r.density["host_rss_before_bytes"]),
+        mib(&r.density["host_rss_after_bytes"])
+    );
+    println!(
+        "Footprint: host idle RSS {:.1} MiB; trellis release binary {:.1} MiB",
+        mib(&r.footprint["host_idle_rss_bytes"]),
+        mib(&r.footprint["trellis_binary_bytes"])
+    );
+}
+
+fn mib(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0)
+}
