@@ -194,48 +194,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut http = Vec::new();
 
     eprintln!("== bare hyper hello");
-    {
-        let port = free_port()?;
-        let _server = Guard(
-            Command::new(args.bin_dir.join("hello-hyper"))
-                .arg(format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting hello-hyper")?,
-        );
-        let url = format!("http://127.0.0.1:{port}/?name=Ada");
-        wait_for_http(&url, 200, Duration::from_secs(10)).await?;
-        for &c in &args.concurrency {
-            http.push(HttpFigure {
-                target: "hyper",
-                concurrency: c,
-                load: wrk(&url, c, args.duration)?,
-            });
-        }
-    }
+    let mut hyper = Command::new(args.bin_dir.join("hello-hyper"));
+    let port = free_port()?;
+    hyper.arg(format!("127.0.0.1:{port}"));
+    http.extend(load_server("hyper", hyper, port, &args).await?);
 
     eprintln!("== wasmtime serve");
-    {
-        let port = free_port()?;
-        let _server = Guard(
-            Command::new(&args.wasmtime)
-                .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
-                .arg(&hello_signed)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting wasmtime serve")?,
-        );
-        let url = format!("http://127.0.0.1:{port}/?name=Ada");
-        wait_for_http(&url, 200, Duration::from_secs(60)).await?;
-        for &c in &args.concurrency {
-            http.push(HttpFigure {
-                target: "wasmtime serve",
-                concurrency: c,
-                load: wrk(&url, c, args.duration)?,
-            });
-        }
-    }
+    let mut wasmtime = Command::new(&args.wasmtime);
+    let port = free_port()?;
+    wasmtime
+        .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+        .arg(&hello_signed);
+    http.extend(load_server("wasmtime serve", wasmtime, port, &args).await?);
 
     eprintln!("== the lattice");
     let lattice = UpLattice::start(&args, home.path()).await?;
@@ -309,6 +279,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
     println!("\nJSON report: {}", args.out.display());
     Ok(())
+}
+
+/// Starts `command` (a hello server on `port`), waits until it greets,
+/// and loads it at each concurrency.
+async fn load_server(
+    target: &'static str,
+    mut command: Command,
+    port: u16,
+    args: &Args,
+) -> anyhow::Result<Vec<HttpFigure>> {
+    let _server = Guard(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {target}"))?,
+    );
+    let url = format!("http://127.0.0.1:{port}/?name=Ada");
+    wait_for_http(&url, 200, Duration::from_secs(60)).await?;
+    let mut figures = Vec::new();
+    for &c in &args.concurrency {
+        figures.push(HttpFigure {
+            target,
+            concurrency: c,
+            load: wrk(&url, c, args.duration)?,
+        });
+    }
+    Ok(figures)
 }
 
 fn sign(
