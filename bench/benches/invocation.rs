@@ -27,7 +27,8 @@ fn invocation(c: &mut Criterion) {
         InvocationVerifier::new("bench", [cluster.public_key()], VerifierSettings::default());
     let payload = vec![7u8; 1024];
     let origin = signer.public_key();
-    let target = "MBENCHACTOR";
+    let actor = generate(KeyKind::Actor).public_key();
+    let target = actor.as_str();
     let mut n = 0u64;
 
     c.bench_function("sign an invocation (1 KiB payload)", |b| {
