@@ -99,6 +99,18 @@ struct BackendFigure {
     ratio: f64,
 }
 
+impl BackendFigure {
+    fn new(concurrency: u32, lattice: Load, direct: f64, direct_tool: &'static str) -> Self {
+        Self {
+            concurrency,
+            ratio: lattice.requests_per_sec / direct,
+            lattice,
+            direct_requests_per_sec: direct,
+            direct_tool,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     machine: Machine,
@@ -186,10 +198,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&keys)?;
     std::fs::write(keys.join("dev.account.nk"), format!("{}\n", issuer.seed()?))?;
     let hello_signed = home.path().join("hello.signed.wasm");
-    std::fs::write(
-        &hello_signed,
-        sign(&hello_wasm, "hello", &["wasi:http"], &issuer)?.0,
-    )?;
+    write_signed(&hello_signed, &hello_wasm, "hello", &["wasi:http"], &issuer)?;
 
     let mut http = Vec::new();
 
@@ -220,10 +229,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("cold start")?;
     let warm_copy = home.path().join("hello-2.signed.wasm");
-    std::fs::write(
-        &warm_copy,
-        sign(&hello_wasm, "hello-2", &["wasi:http"], &issuer)?.0,
-    )?;
+    write_signed(&warm_copy, &hello_wasm, "hello-2", &["wasi:http"], &issuer)?;
     let warm = lattice
         .start_and_serve(&warm_copy, &[])
         .await
@@ -309,20 +315,22 @@ async fn load_server(
     Ok(figures)
 }
 
-fn sign(
+/// Signs `wasm` as actor `name` (a new actor key) with `caps` and writes
+/// it to `path`.
+fn write_signed(
+    path: &Path,
     wasm: &[u8],
     name: &str,
     caps: &[&str],
     issuer: &KeyPair,
-) -> anyhow::Result<(Vec<u8>, String)> {
-    let actor = generate(KeyKind::Actor);
+) -> anyhow::Result<()> {
     let request = ActorClaimsRequest {
         name: name.to_owned(),
         caps: caps.iter().map(|c| (*c).to_owned()).collect(),
         ..ActorClaimsRequest::default()
     };
-    let (signed, claims) = sign_actor(wasm, &request, issuer, &actor)?;
-    Ok((signed, claims.sub))
+    let (signed, _) = sign_actor(wasm, &request, issuer, &generate(KeyKind::Actor))?;
+    std::fs::write(path, signed).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A lattice run by `trellis up` with the three providers.
@@ -513,9 +521,12 @@ async fn keyvalue(
     eprintln!("== key-value: kvcounter against redis-benchmark -t incr");
     let wasm = std::fs::read(args.components.join("kvcounter.wasm"))?;
     let path = home.join("kvcounter.signed.wasm");
-    std::fs::write(
+    write_signed(
         &path,
-        sign(&wasm, "kvcounter", &["wasi:http", "wasi:keyvalue"], issuer)?.0,
+        &wasm,
+        "kvcounter",
+        &["wasi:http", "wasi:keyvalue"],
+        issuer,
     )?;
     let prefix = format!("trellis-bench:{}:", std::process::id());
     let served = lattice
@@ -541,13 +552,12 @@ async fn keyvalue(
         .ctl
         .stop_actor(&lattice.host_id, &served.actor_id)
         .await;
-    Ok(BackendFigure {
-        concurrency: c,
-        ratio: load.requests_per_sec / direct,
-        lattice: load,
-        direct_requests_per_sec: direct,
-        direct_tool: "redis-benchmark -t incr",
-    })
+    Ok(BackendFigure::new(
+        c,
+        load,
+        direct,
+        "redis-benchmark -t incr",
+    ))
 }
 
 async fn sql(
@@ -560,9 +570,12 @@ async fn sql(
     let database = measure::recreate_database(&args.postgres_url, "trellis_bench")?;
     let wasm = std::fs::read(args.components.join("todo.wasm"))?;
     let path = home.join("todo.signed.wasm");
-    std::fs::write(
+    write_signed(
         &path,
-        sign(&wasm, "todo", &["wasi:http", "trellis:sqldb"], issuer)?.0,
+        &wasm,
+        "todo",
+        &["wasi:http", "trellis:sqldb"],
+        issuer,
     )?;
     let served = lattice
         .start_and_serve_at(
@@ -596,13 +609,7 @@ async fn sql(
         .ctl
         .stop_actor(&lattice.host_id, &served.actor_id)
         .await;
-    Ok(BackendFigure {
-        concurrency: c,
-        ratio: load.requests_per_sec / direct,
-        lattice: load,
-        direct_requests_per_sec: direct,
-        direct_tool: "pgbench (same SELECT)",
-    })
+    Ok(BackendFigure::new(c, load, direct, "pgbench (same SELECT)"))
 }
 
 async fn density(
@@ -619,10 +626,7 @@ async fn density(
     let mut paths = Vec::new();
     for i in 0..n {
         let path = dir.join(format!("hello-{i}.signed.wasm"));
-        std::fs::write(
-            &path,
-            sign(wasm, &format!("hello-{i}"), &["wasi:http"], issuer)?.0,
-        )?;
+        write_signed(&path, wasm, &format!("hello-{i}"), &["wasi:http"], issuer)?;
         paths.push(path);
     }
     let before = rss_bytes(lattice.up.0.id())?;

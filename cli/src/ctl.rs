@@ -217,10 +217,7 @@ pub fn get(cmd: GetCommand, lattice: LatticeArgs, output: Output) -> anyhow::Res
                 })?;
             }
             GetCommand::Inventory { host_id } => {
-                let host_id = match host_id {
-                    Some(id) => id,
-                    None => any_host(&client).await?,
-                };
+                let host_id = host_or_any(&client, host_id).await?;
                 let inventory = client.inventory(&host_id).await?;
                 emit(output, &inventory, || describe_inventory(&inventory))?;
             }
@@ -265,10 +262,7 @@ pub fn start(cmd: StartCommand, lattice: LatticeArgs, output: Output) -> anyhow:
                 host_id,
                 max_instances,
             } => {
-                let host_id = match host_id {
-                    Some(id) => id,
-                    None => any_host(&client).await?,
-                };
+                let host_id = host_or_any(&client, host_id).await?;
                 let request = StartActorRequest {
                     actor_ref: absolute(&actor_ref),
                     max_instances,
@@ -283,10 +277,7 @@ pub fn start(cmd: StartCommand, lattice: LatticeArgs, output: Output) -> anyhow:
                 config,
                 host_id,
             } => {
-                let host_id = match host_id {
-                    Some(id) => id,
-                    None => any_host(&client).await?,
-                };
+                let host_id = host_or_any(&client, host_id).await?;
                 let request = StartProviderRequest {
                     provider_ref: absolute(&provider_ref),
                     link_name,
@@ -432,8 +423,11 @@ async fn print_links(client: &CtlClient, output: Output) -> anyhow::Result<()> {
     })
 }
 
-/// The first host to answer a ping.
-async fn any_host(client: &CtlClient) -> anyhow::Result<String> {
+/// `host_id`, or else the first host to answer a ping.
+async fn host_or_any(client: &CtlClient, host_id: Option<String>) -> anyhow::Result<String> {
+    if let Some(id) = host_id {
+        return Ok(id);
+    }
     let hosts = client
         .ping(trellis_lattice_client::ctl::DEFAULT_PING_WINDOW)
         .await?;

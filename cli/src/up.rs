@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use tokio::process::{Child, Command};
 use trellis_host::{Host, HostConfig, NatsConfig};
-use trellis_protocol::{Lattice, ProviderDescription};
+use trellis_protocol::ProviderDescription;
 
 use crate::output::{Output, emit};
 
@@ -175,7 +175,6 @@ fn describe(ready: &Ready) -> String {
 /// Starts each provider and waits until it answers its health subject,
 /// so that links put afterwards reach it.
 async fn start_providers(host: &Host, args: &UpArgs) -> anyhow::Result<Vec<ProviderDescription>> {
-    let lattice = Lattice::new(args.lattice.clone())?;
     let mut started = Vec::new();
     for reference in &args.providers {
         let path = std::fs::canonicalize(reference)
@@ -189,28 +188,18 @@ async fn start_providers(host: &Host, args: &UpArgs) -> anyhow::Result<Vec<Provi
             )
             .await
             .with_context(|| format!("starting provider {reference}"))?;
-        let health = lattice
-            .provider(&provider.id, &provider.link_name, host.id())?
-            .health;
-        let deadline = tokio::time::Instant::now() + args.provider_start_timeout;
-        loop {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(1),
-                host.nats().request(health.clone(), "{}".into()),
+        host.wait_for_provider(
+            &provider.id,
+            &provider.link_name,
+            args.provider_start_timeout,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "provider {} did not become ready; see the log above",
+                provider.name
             )
-            .await;
-            if matches!(answer, Ok(Ok(_))) {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "provider {} did not answer its health check within {:?}; see the log above",
-                    provider.name,
-                    args.provider_start_timeout
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })?;
         tracing::info!(
             provider = provider.id,
             name = provider.name,

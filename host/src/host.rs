@@ -783,6 +783,50 @@ impl Host {
         Ok(())
     }
 
+    /// Waits until the provider serving `link_name` answers its health
+    /// subject. The SDK subscribes that subject last, so from then on link
+    /// definitions put in the lattice reach the provider. Each health
+    /// request waits at most 1 s; between them it pauses 50 ms.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadRequest`] for ids that cannot form subjects,
+    /// [`ErrorKind::Timeout`] if no answer comes within `timeout`.
+    pub async fn wait_for_provider(
+        &self,
+        provider_id: &str,
+        link_name: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let health = self
+            .inner
+            .lattice
+            .provider(provider_id, link_name, &self.inner.id)
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?
+            .health;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.inner.nats.request(health.clone(), "{}".into()),
+            )
+            .await;
+            if matches!(answer, Ok(Ok(_))) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "provider {provider_id} ({link_name}) did not answer its health check within {} ms",
+                        timeout.as_millis()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The process id of a provider's current process, if it runs.
     pub async fn provider_pid(&self, provider_id: &str, link_name: &str) -> Option<u32> {
         self.inner

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use trellis_claims::keys::{KeyKind, generate};
-use trellis_protocol::{ContractId, Lattice, LinkDefinition};
+use trellis_protocol::{ContractId, LinkDefinition};
 use trellis_test_support::example_component;
 use trellis_test_support::host::TestLattice;
 use trellis_test_support::lattice::body;
@@ -47,30 +47,11 @@ async fn kvcounter_counts_through_the_provider_binary_into_redis() {
     .await
     .unwrap();
 
-    // A link put before the provider subscribes is not delivered to it
-    // (see the README), so wait until the provider answers its host's
-    // health subject, which it subscribes to after its link subjects.
-    let health = Lattice::new(lattice.name.clone())
-        .unwrap()
-        .provider(&provider.id, "default", host.id())
-        .unwrap()
-        .health;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    loop {
-        let answer = tokio::time::timeout(
-            Duration::from_millis(500),
-            host.nats().request(health.clone(), "{}".into()),
-        )
-        .await;
-        if matches!(answer, Ok(Ok(_))) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the provider never answered its health subject"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // A link put before the provider subscribes is not delivered to it,
+    // so wait until it answers its health subject.
+    host.wait_for_provider(&provider.id, "default", Duration::from_secs(8))
+        .await
+        .unwrap();
 
     host.put_link(
         LinkDefinition::new(
