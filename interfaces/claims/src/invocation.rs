@@ -103,7 +103,8 @@ pub fn issue_credential(
 #[derive(Debug)]
 pub struct InvocationSigner {
     key: KeyPair,
-    kind: KeyKind,
+    /// The key's public key, encoded once: it is every token's `iss`.
+    public_key: String,
     credential: std::sync::RwLock<String>,
     ttl: Duration,
 }
@@ -126,8 +127,8 @@ impl InvocationSigner {
             ));
         }
         Ok(Self {
+            public_key: key.public_key(),
             key,
-            kind,
             credential: std::sync::RwLock::new(credential),
             ttl,
         })
@@ -143,7 +144,7 @@ impl InvocationSigner {
 
     /// The signer's public key.
     pub fn public_key(&self) -> String {
-        self.key.public_key()
+        self.public_key.clone()
     }
 
     /// A token for invocation `id` of `operation` on `target` with
@@ -161,10 +162,10 @@ impl InvocationSigner {
         operation: &str,
         payload: &[u8],
     ) -> Result<String> {
-        let mut claims = Claims {
+        let claims = Claims {
             jti: id.to_owned(),
             iat: now_secs(),
-            iss: String::new(),
+            iss: self.public_key.clone(),
             sub: target.to_owned(),
             nbf: None,
             exp: Some(now_secs() + self.ttl.as_secs().max(1)),
@@ -180,7 +181,7 @@ impl InvocationSigner {
                     .unwrap_or_default(),
             },
         };
-        jwt::sign(&mut claims, &self.key, self.kind)
+        jwt::sign_checked(&claims, &self.key)
     }
 }
 

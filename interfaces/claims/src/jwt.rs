@@ -13,13 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::keys::{KeyKind, KeyPair, expect_public_key, raw_public_key, raw_seed};
+use crate::keys::{KeyKind, KeyPair, expect_public_key, raw_public_key};
 
 /// The only JOSE algorithm Trellis signs with or accepts.
 pub const ALGORITHM: &str = "EdDSA";
@@ -77,14 +76,41 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The JOSE header of every token Trellis signs, `{"typ":"JWT","alg":"EdDSA"}`,
+/// base64url-encoded without padding (RFC 7515 §7.1).
+pub const HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9";
+
 /// Signs `claims` with `issuer`, setting `claims.iss` to the issuer's
-/// public key, and returns the compact token.
+/// public key, and returns the compact token (RFC 7515 §7.1:
+/// `base64url(header).base64url(claims).base64url(signature)`, with the
+/// header [`HEADER_B64`]).
+///
+/// The signature is made with the key pair's own Ed25519 signing key, so
+/// nothing is re-derived from the seed per token; the tokens verify with
+/// any JOSE library that accepts `EdDSA`, `jsonwebtoken` included.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::WrongKeyKind`] if `issuer` is not of `issuer_kind`;
 /// [`ErrorKind::InvalidKey`] if it has no seed; [`ErrorKind::Malformed`] if
 /// the claims cannot be serialised.
+///
+/// # Examples
+///
+/// ```
+/// use trellis_claims::jwt::{self, Claims, VerifyOptions};
+/// use trellis_claims::keys::{generate, KeyKind};
+///
+/// let issuer = generate(KeyKind::Account);
+/// let actor = generate(KeyKind::Actor).public_key();
+/// let mut claims = Claims::new(actor.clone(), serde_json::json!({"name": "hello"}));
+/// let token = jwt::sign(&mut claims, &issuer, KeyKind::Account).unwrap();
+/// assert!(token.starts_with(jwt::HEADER_B64));
+///
+/// let options = VerifyOptions::trusting([issuer.public_key()]);
+/// let verified: Claims<serde_json::Value> = jwt::verify(&token, &options).unwrap();
+/// assert_eq!(verified.sub, actor);
+/// ```
 pub fn sign<T: Serialize>(
     claims: &mut Claims<T>,
     issuer: &KeyPair,
@@ -93,18 +119,32 @@ pub fn sign<T: Serialize>(
     let issuer_public = issuer.public_key();
     expect_public_key(&issuer_public, issuer_kind)?;
     claims.iss = issuer_public;
-    let seed = raw_seed(issuer)?;
-    let der = ed25519_dalek::SigningKey::from_bytes(&seed)
-        .to_pkcs8_der()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidKey,
-                format!("cannot encode the issuer key: {e}"),
-            )
-        })?;
-    let key = EncodingKey::from_ed_der(der.as_bytes());
-    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &key)
-        .map_err(|e| Error::new(ErrorKind::Malformed, format!("cannot sign claims: {e}")))
+    sign_checked(claims, issuer)
+}
+
+/// [`sign`] for callers that have already checked the issuer's kind and
+/// set `claims.iss` to its public key.
+pub(crate) fn sign_checked<T: Serialize>(claims: &Claims<T>, issuer: &KeyPair) -> Result<String> {
+    let payload = serde_json::to_vec(claims).map_err(|e| {
+        Error::new(
+            ErrorKind::Malformed,
+            format!("cannot serialise the claims: {e}"),
+        )
+    })?;
+    // Header, payload and a 64-byte signature, each base64url (4/3) with dots.
+    let mut token = String::with_capacity(HEADER_B64.len() + payload.len() * 4 / 3 + 96);
+    token.push_str(HEADER_B64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = issuer.sign(token.as_bytes()).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidKey,
+            format!("cannot sign with the issuer key: {e}"),
+        )
+    })?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+    Ok(token)
 }
 
 /// What [`verify`] requires of a token.

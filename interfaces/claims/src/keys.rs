@@ -207,16 +207,6 @@ pub(crate) fn raw_public_key(public_key: &str) -> Result<[u8; 32]> {
         })
 }
 
-/// The raw 32-byte Ed25519 seed inside a key pair.
-pub(crate) fn raw_seed(pair: &KeyPair) -> Result<[u8; 32]> {
-    let seed = pair
-        .seed()
-        .map_err(|e| Error::new(ErrorKind::InvalidKey, format!("key pair has no seed: {e}")))?;
-    nkeys::decode_seed(&seed)
-        .map(|(_, raw)| raw)
-        .map_err(|e| Error::new(ErrorKind::InvalidKey, format!("bad seed: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,33 @@ fn valid_claims_from_a_trusted_issuer_verify() {
 }
 
 #[test]
+fn signed_tokens_are_standard_eddsa_jws_that_jsonwebtoken_reads() {
+    let token = signed_token(|_| {});
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(jwt::HEADER_B64).unwrap(),
+        br#"{"typ":"JWT","alg":"EdDSA"}"#
+    );
+
+    // jsonwebtoken alone, with the issuer's raw key, accepts the signature.
+    let (_, raw) = nkeys::from_public_key(&issuer().public_key()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_ed_der(&raw);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
+    assert_eq!(data.claims["sub"], actor().public_key());
+
+    // One changed byte of the claims breaks it.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims = payload_of(&token);
+    claims["trellis"]["name"] = "evil".into();
+    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    assert_eq!(kind_of(&parts.join(".")), ErrorKind::BadSignature);
+}
+
+#[test]
 fn expired_token_is_refused() {
     let token = signed_token(|c| c.exp = Some(now_secs() - 3600));
     assert_eq!(kind_of(&token), ErrorKind::Expired);
