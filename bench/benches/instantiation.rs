@@ -1,0 +1,106 @@
+//! Warm instantiation of an actor: what every invocation pays before the
+//! guest runs. The component is compiled and pre-linked once (as the host
+//! does when an actor starts); each iteration then makes a fresh,
+//! deny-by-default store and instantiates the component in it from the
+//! pooling allocator, exactly as `Runtime::handle_http` does.
+//!
+//! The component is the `hello` example, read from
+//! `$TRELLIS_BENCH_COMPONENT` (defaults to
+//! `actors-examples/target/wasm32-wasip2/release/hello.wasm`, which
+//! `bench/run.sh` builds). The store's capability context needs a lattice
+//! client, so the bench starts a nats-server of its own; nothing is sent
+//! over it while timing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use trellis_claims::invocation::{InvocationSigner, issue_credential};
+use trellis_claims::keys::{KeyKind, generate};
+use trellis_host::RuntimeLimits;
+use trellis_host::rpc::LatticeClient;
+use trellis_host::runtime::{CapabilityContext, Runtime};
+use trellis_lattice_client::RpcClient;
+use trellis_protocol::subject::Lattice;
+use trellis_test_support::NatsServer;
+
+fn component_path() -> PathBuf {
+    std::env::var_os("TRELLIS_BENCH_COMPONENT").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../actors-examples/target/wasm32-wasip2/release/hello.wasm")
+        },
+        PathBuf::from,
+    )
+}
+
+fn instantiation(c: &mut Criterion) {
+    let path = component_path();
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} ({e}); build actors-examples (bench/run.sh does) or set TRELLIS_BENCH_COMPONENT",
+            path.display()
+        )
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let nats = NatsServer::start();
+    let (runtime, component, caps) = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let cluster = generate(KeyKind::Cluster);
+        let host = generate(KeyKind::Host);
+        let credential = issue_credential(
+            &cluster,
+            &host.public_key(),
+            "bench",
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let signer = InvocationSigner::new(host, credential, Duration::from_secs(30)).unwrap();
+        let rpc = RpcClient::new(client, signer, 1024 * 1024);
+        let lattice = Arc::new(LatticeClient::new(
+            rpc,
+            Lattice::new("bench").unwrap(),
+            Duration::from_secs(5),
+        ));
+        let caps = CapabilityContext {
+            actor_id: Arc::from(generate(KeyKind::Actor).public_key()),
+            caps: Arc::default(),
+            lattice,
+        };
+        let runtime = Runtime::new(RuntimeLimits::default()).unwrap();
+        let component = runtime.prepare(Arc::new(wasm), "hello").await.unwrap();
+        (runtime, component, caps)
+    });
+
+    let mut group = c.benchmark_group("warm instantiation (hello)");
+    group.bench_function("new store + instantiate", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut store = runtime.new_store(&caps.actor_id, caps.clone());
+                component.instantiate(&mut store).await.unwrap();
+            })
+        })
+    });
+    group.bench_function("instantiate in a ready store", |b| {
+        b.iter_batched(
+            || runtime.new_store(&caps.actor_id, caps.clone()),
+            |mut store| {
+                rt.block_on(component.instantiate(&mut store)).unwrap();
+                store
+            },
+            // One store at a time, so the pool never runs dry.
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    drop(nats);
+}
+
+criterion_group!(benches, instantiation);
+criterion_main!(benches);
