@@ -44,6 +44,30 @@ struct Args {
     /// Concurrencies (open connections) of the HTTP runs.
     #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
     concurrency: Vec<u32>,
+    /// HTTP runs per target and concurrency. The targets take turns within
+    /// each round, so that drift in the machine hits them alike, and the
+    /// run with the median throughput is reported.
+    #[arg(long, default_value_t = 3)]
+    trials: u32,
+    /// Unrecorded load on each target before its first trial at each
+    /// concurrency, e.g. `2s`; `0s` for none.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// The HTTP hello targets to load.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hyper,wasmtime-serve,lattice"
+    )]
+    targets: Vec<Target>,
+    /// The parts of the benchmark to run. The lattice is always started,
+    /// and cold start and idle RSS are always measured.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http,keyvalue,sql,density"
+    )]
+    sections: Vec<Section>,
     /// Concurrency of the key-value and SQL runs.
     #[arg(long, default_value_t = 32)]
     backend_concurrency: u32,
@@ -80,13 +104,49 @@ struct Args {
     out: PathBuf,
 }
 
-/// One HTTP load figure.
+/// An HTTP hello server under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// A bare hyper server (`hello-hyper`).
+    Hyper,
+    /// `wasmtime serve` running the hello component.
+    WasmtimeServe,
+    /// The hello actor through the whole lattice path.
+    Lattice,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Hyper => "hyper",
+            Target::WasmtimeServe => "wasmtime serve",
+            Target::Lattice => "lattice",
+        }
+    }
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// HTTP hello against each target.
+    Http,
+    /// kvcounter against redis-benchmark.
+    Keyvalue,
+    /// todo against pgbench.
+    Sql,
+    /// Many actors on one host.
+    Density,
+}
+
+/// One HTTP load figure: the median trial, and every trial's throughput.
 #[derive(Debug, Clone, Serialize)]
 struct HttpFigure {
     target: &'static str,
     concurrency: u32,
     #[serde(flatten)]
     load: Load,
+    /// Requests per second of each trial, in the order they ran.
+    trials_requests_per_sec: Vec<f64>,
 }
 
 /// A backend figure: requests per second through the lattice and directly.
@@ -115,6 +175,7 @@ impl BackendFigure {
 struct Report {
     machine: Machine,
     duration_s: u64,
+    trials: u32,
     http: Vec<HttpFigure>,
     http_ratios: Vec<serde_json::Value>,
     keyvalue: Option<BackendFigure>,
@@ -200,21 +261,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let hello_signed = home.path().join("hello.signed.wasm");
     write_signed(&hello_signed, &hello_wasm, "hello", &["wasi:http"], &issuer)?;
 
-    let mut http = Vec::new();
+    let sections = |s: Section| args.sections.contains(&s);
+    let wanted = |t: Target| sections(Section::Http) && args.targets.contains(&t);
 
-    eprintln!("== bare hyper hello");
-    let mut hyper = Command::new(args.bin_dir.join("hello-hyper"));
-    let port = free_port()?;
-    hyper.arg(format!("127.0.0.1:{port}"));
-    http.extend(load_server("hyper", hyper, port, &args).await?);
-
-    eprintln!("== wasmtime serve");
-    let mut wasmtime = Command::new(&args.wasmtime);
-    let port = free_port()?;
-    wasmtime
-        .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
-        .arg(&hello_signed);
-    http.extend(load_server("wasmtime serve", wasmtime, port, &args).await?);
+    // The baselines run beside the lattice, idle while another is loaded.
+    let mut servers = Vec::new();
+    let mut baselines = Vec::new();
+    if wanted(Target::Hyper) {
+        let port = free_port()?;
+        let mut hyper = Command::new(args.bin_dir.join("hello-hyper"));
+        hyper.arg(format!("127.0.0.1:{port}"));
+        baselines.push(start_server(Target::Hyper, hyper, port).await?);
+        servers.push((Target::Hyper, hello_url(&format!("127.0.0.1:{port}"))));
+    }
+    if wanted(Target::WasmtimeServe) {
+        let port = free_port()?;
+        let mut wasmtime = Command::new(&args.wasmtime);
+        wasmtime
+            .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(&hello_signed);
+        baselines.push(start_server(Target::WasmtimeServe, wasmtime, port).await?);
+        servers.push((
+            Target::WasmtimeServe,
+            hello_url(&format!("127.0.0.1:{port}")),
+        ));
+    }
 
     eprintln!("== the lattice");
     let lattice = UpLattice::start(&args, home.path()).await?;
@@ -234,38 +305,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .start_and_serve(&warm_copy, &[])
         .await
         .context("warm start")?;
-    let url = format!("http://{}/?name=Ada", cold.address);
-    for &c in &args.concurrency {
-        http.push(HttpFigure {
-            target: "lattice",
-            concurrency: c,
-            load: wrk(&url, c, args.duration)?,
-        });
+    if wanted(Target::Lattice) {
+        servers.push((Target::Lattice, hello_url(&cold.address)));
     }
 
-    let keyvalue = match keyvalue(&args, &lattice, &issuer, home.path()).await {
-        Ok(f) => Some(f),
-        Err(e) => {
-            eprintln!("key-value run skipped: {e:#}");
-            None
-        }
+    let (http, http_ratios) = load_http(&args, &servers)?;
+    drop(baselines);
+
+    let keyvalue = if sections(Section::Keyvalue) {
+        keyvalue(&args, &lattice, &issuer, home.path())
+            .await
+            .inspect_err(|e| eprintln!("key-value run skipped: {e:#}"))
+            .ok()
+    } else {
+        None
     };
-    let sql = match sql(&args, &lattice, &issuer, home.path()).await {
-        Ok(f) => Some(f),
-        Err(e) => {
-            eprintln!("SQL run skipped: {e:#}");
-            None
-        }
+    let sql = if sections(Section::Sql) {
+        sql(&args, &lattice, &issuer, home.path())
+            .await
+            .inspect_err(|e| eprintln!("SQL run skipped: {e:#}"))
+            .ok()
+    } else {
+        None
     };
-    let density = density(&args, &lattice, &hello_wasm, &issuer, home.path()).await?;
+    let density = if sections(Section::Density) {
+        density(&args, &lattice, &hello_wasm, &issuer, home.path()).await?
+    } else {
+        serde_json::Value::Null
+    };
     drop(lattice);
 
     let binary = std::fs::metadata(args.bin_dir.join("trellis"))?.len();
     let report = Report {
         machine: machine(),
         duration_s: args.duration.as_secs(),
-        http_ratios: ratios(&http, &args.concurrency),
+        trials: args.trials,
         http,
+        http_ratios,
         keyvalue,
         sql,
         cold_start_ms: serde_json::json!({
@@ -287,32 +363,111 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `command` (a hello server on `port`), waits until it greets,
-/// and loads it at each concurrency.
-async fn load_server(
-    target: &'static str,
-    mut command: Command,
-    port: u16,
-    args: &Args,
-) -> anyhow::Result<Vec<HttpFigure>> {
-    let _server = Guard(
+fn hello_url(address: &str) -> String {
+    format!("http://{address}/?name=Ada")
+}
+
+/// Starts `command` (a hello server on `port`) and waits until it greets.
+async fn start_server(target: Target, mut command: Command, port: u16) -> anyhow::Result<Guard> {
+    eprintln!("== starting {}", target.label());
+    let server = Guard(
         command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {target}"))?,
+            .with_context(|| format!("starting {}", target.label()))?,
     );
-    let url = format!("http://127.0.0.1:{port}/?name=Ada");
-    wait_for_http(&url, 200, Duration::from_secs(60)).await?;
+    wait_for_http(
+        &hello_url(&format!("127.0.0.1:{port}")),
+        200,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(server)
+}
+
+/// Loads every server at each concurrency: a warm-up each, then
+/// `args.trials` rounds in which the servers take turns. Returns the
+/// median figure of each server and concurrency, and the ratios between
+/// the targets.
+fn load_http(
+    args: &Args,
+    servers: &[(Target, String)],
+) -> anyhow::Result<(Vec<HttpFigure>, Vec<serde_json::Value>)> {
     let mut figures = Vec::new();
+    let mut ratios = Vec::new();
     for &c in &args.concurrency {
-        figures.push(HttpFigure {
-            target,
-            concurrency: c,
-            load: wrk(&url, c, args.duration)?,
-        });
+        eprintln!("== HTTP hello at {c} connections");
+        if !args.warmup.is_zero() {
+            for (_, url) in servers {
+                wrk(url, c, args.warmup)?;
+            }
+        }
+        let mut trials: Vec<Vec<Load>> = vec![Vec::new(); servers.len()];
+        for _ in 0..args.trials.max(1) {
+            for ((_, url), runs) in servers.iter().zip(&mut trials) {
+                runs.push(wrk(url, c, args.duration)?);
+            }
+        }
+        let rps = |t: Target| {
+            servers
+                .iter()
+                .position(|(s, _)| *s == t)
+                .map(|i| &trials[i])
+        };
+        ratios.push(ratio_figures(c, &rps));
+        for ((target, _), runs) in servers.iter().zip(trials) {
+            figures.push(HttpFigure {
+                target: target.label(),
+                concurrency: c,
+                load: median(&runs),
+                trials_requests_per_sec: runs.iter().map(|l| l.requests_per_sec).collect(),
+            });
+        }
     }
-    Ok(figures)
+    Ok((figures, ratios))
+}
+
+/// The run with the median throughput (the lower middle one of an even
+/// count).
+fn median(runs: &[Load]) -> Load {
+    let mut sorted: Vec<&Load> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .map_or_else(Load::default, |l| (*l).clone())
+}
+
+/// Ratios of median throughputs between the targets at concurrency `c`,
+/// each with the range of the per-round ratios.
+fn ratio_figures<'a>(c: u32, runs: &impl Fn(Target) -> Option<&'a Vec<Load>>) -> serde_json::Value {
+    let mut figure = serde_json::json!({ "concurrency": c });
+    for (name, num, den) in [
+        (
+            "lattice_vs_wasmtime_serve",
+            Target::Lattice,
+            Target::WasmtimeServe,
+        ),
+        ("lattice_vs_hyper", Target::Lattice, Target::Hyper),
+        (
+            "wasmtime_serve_vs_hyper",
+            Target::WasmtimeServe,
+            Target::Hyper,
+        ),
+    ] {
+        let (Some(n), Some(d)) = (runs(num), runs(den)) else {
+            continue;
+        };
+        let per_round: Vec<f64> = n
+            .iter()
+            .zip(d)
+            .map(|(n, d)| n.requests_per_sec / d.requests_per_sec)
+            .collect();
+        let (min, max) = range(&per_round);
+        figure[name] = serde_json::json!(median(n).requests_per_sec / median(d).requests_per_sec);
+        figure[format!("{name}_per_round")] = serde_json::json!([min, max]);
+    }
+    figure
 }
 
 /// Signs `wasm` as actor `name` (a new actor key) with `caps` and writes
@@ -654,57 +809,49 @@ async fn density(
     }))
 }
 
-fn ratios(http: &[HttpFigure], concurrency: &[u32]) -> Vec<serde_json::Value> {
-    let rps = |target: &str, c: u32| {
-        http.iter()
-            .find(|f| f.target == target && f.concurrency == c)
-            .map(|f| f.load.requests_per_sec)
-    };
-    concurrency
-        .iter()
-        .filter_map(|&c| {
-            let lattice = rps("lattice", c)?;
-            let wasmtime = rps("wasmtime serve", c)?;
-            let hyper = rps("hyper", c)?;
-            Some(serde_json::json!({
-                "concurrency": c,
-                "lattice_vs_wasmtime_serve": lattice / wasmtime,
-                "lattice_vs_hyper": lattice / hyper,
-                "wasmtime_serve_vs_hyper": wasmtime / hyper,
-            }))
-        })
-        .collect()
-}
-
 fn print_table(r: &Report) {
     let m = &r.machine;
     println!(
-        "\nTrellis benchmarks — {} cores, {}, {} s per run",
-        m.cores, m.model, r.duration_s
+        "\nTrellis benchmarks — {} cores, {}, {} s per run, median of {} trials",
+        m.cores, m.model, r.duration_s, r.trials
     );
     println!("\nHTTP hello (wrk)");
     println!(
-        "{:<16} {:>5} {:>12} {:>10} {:>10}",
-        "target", "conns", "req/s", "p50 ms", "p99 ms"
+        "{:<16} {:>5} {:>10} {:>19} {:>10} {:>10}",
+        "target", "conns", "req/s", "trials (min-max)", "p50 ms", "p99 ms"
     );
     for f in &r.http {
+        let (min, max) = range(&f.trials_requests_per_sec);
         println!(
-            "{:<16} {:>5} {:>12.0} {:>10.3} {:>10.3}",
-            f.target, f.concurrency, f.load.requests_per_sec, f.load.p50_ms, f.load.p99_ms
+            "{:<16} {:>5} {:>10.0} {:>19} {:>10.3} {:>10.3}",
+            f.target,
+            f.concurrency,
+            f.load.requests_per_sec,
+            format!("{min:.0}-{max:.0}"),
+            f.load.p50_ms,
+            f.load.p99_ms
         );
     }
-    println!("\nRatios of throughput");
+    println!("\nRatios of median throughput (range of the per-round ratios)");
     println!(
-        "{:>5} {:>22} {:>18} {:>24}",
+        "{:>5} {:>26} {:>22} {:>26}",
         "conns", "lattice/wasmtime serve", "lattice/hyper", "wasmtime serve/hyper"
     );
     for v in &r.http_ratios {
+        let cell = |name: &str| match (
+            v[name].as_f64(),
+            v[format!("{name}_per_round")][0].as_f64(),
+            v[format!("{name}_per_round")][1].as_f64(),
+        ) {
+            (Some(x), Some(lo), Some(hi)) => format!("{x:.2} ({lo:.2}-{hi:.2})"),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:>5} {:>22.2} {:>18.2} {:>24.2}",
+            "{:>5} {:>26} {:>22} {:>26}",
             v["concurrency"],
-            v["lattice_vs_wasmtime_serve"].as_f64().unwrap_or(0.0),
-            v["lattice_vs_hyper"].as_f64().unwrap_or(0.0),
-            v["wasmtime_serve_vs_hyper"].as_f64().unwrap_or(0.0)
+            cell("lattice_vs_wasmtime_serve"),
+            cell("lattice_vs_hyper"),
+            cell("wasmtime_serve_vs_hyper")
         );
     }
     for (title, figure) in [("Key-value", &r.keyvalue), ("SQL", &r.sql)] {
@@ -726,18 +873,27 @@ fn print_table(r: &Report) {
         r.cold_start_ms["cold_cache"].as_f64().unwrap_or(0.0),
         r.cold_start_ms["warm_cache"].as_f64().unwrap_or(0.0)
     );
-    println!(
-        "Density: {} actors started in {:.0} ms; host RSS {:.1} MiB before, {:.1} MiB after",
-        r.density["actors"],
-        r.density["start_all_ms"].as_f64().unwrap_or(0.0),
-        mib(&r.density["host_rss_before_bytes"]),
-        mib(&r.density["host_rss_after_bytes"])
-    );
+    if !r.density.is_null() {
+        println!(
+            "Density: {} actors started in {:.0} ms; host RSS {:.1} MiB before, {:.1} MiB after",
+            r.density["actors"],
+            r.density["start_all_ms"].as_f64().unwrap_or(0.0),
+            mib(&r.density["host_rss_before_bytes"]),
+            mib(&r.density["host_rss_after_bytes"])
+        );
+    }
     println!(
         "Footprint: host idle RSS {:.1} MiB; trellis release binary {:.1} MiB",
         mib(&r.footprint["host_idle_rss_bytes"]),
         mib(&r.footprint["trellis_binary_bytes"])
     );
+}
+
+/// The smallest and largest of `values` (0 and 0 when empty).
+fn range(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(0.0, f64::max);
+    (if min.is_finite() { min } else { 0.0 }, max)
 }
 
 fn mib(v: &serde_json::Value) -> f64 {

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
 /// Throughput and latency of one load run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Load {
     /// Completed requests per second.
     pub requests_per_sec: f64,
