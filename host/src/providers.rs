@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use trellis_claims::VerifyOptions;
 use trellis_claims::invocation::{DEFAULT_CREDENTIAL_TTL, issue_credential};
 use trellis_claims::keys::{KeyKind, KeyPair, generate};
-use trellis_claims::provider::{ArchiveLimits, ProviderArchive, current_target};
+use trellis_claims::provider::{ArchiveLimits, ExtractedBinary, ProviderArchive, current_target};
 use trellis_protocol::provider::{HealthCheck, HostData, NatsConnection};
 use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
@@ -96,51 +96,75 @@ pub(crate) async fn unpack(
     PathBuf,
     trellis_claims::Claims<trellis_claims::provider::ProviderMetadata>,
 )> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {path}: {e}")))?;
-    let archive = tokio::task::spawn_blocking(move || {
-        ProviderArchive::from_bytes(&bytes, &ArchiveLimits::default())
-    })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))??;
-    let claims = archive.verify(trust)?;
-    let target = current_target();
-    let binary = archive.binaries.get(&target).ok_or_else(|| {
+    tokio::fs::create_dir_all(cache_dir).await.map_err(|e| {
         Error::new(
-            ErrorKind::NotFound,
-            format!("{path} has no binary for {target}"),
+            ErrorKind::Io,
+            format!("cannot create {}: {e}", cache_dir.display()),
         )
     })?;
-    let hash = claims
-        .trellis
-        .target_hashes
-        .get(&target)
-        .cloned()
-        .unwrap_or_default();
+    // Stream this host's binary into a private file, hashing it on the way:
+    // the archive is never held in memory, so a large provider does not
+    // leave the host's heap grown for good.
+    let partial = cache_dir.join(format!("unpacking-{}", uuid::Uuid::new_v4()));
+    let target = current_target();
+    let extracted = {
+        let (path, partial, target) = (path.to_owned(), partial.clone(), target.clone());
+        tokio::task::spawn_blocking(move || {
+            let io = |e: std::io::Error| Error::new(ErrorKind::Io, format!("{path}: {e}"));
+            let archive = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
+            let out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
+            Ok::<_, Error>(ProviderArchive::extract(
+                archive,
+                &target,
+                out,
+                &ArchiveLimits::default(),
+            )?)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))
+        .and_then(|r| r)
+    };
+    let installed = match extracted {
+        Ok(extracted) => install(path, &extracted, trust, cache_dir, &partial).await,
+        Err(e) => Err(e),
+    };
+    if installed.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    installed
+}
+
+/// Verifies what [`unpack`] extracted into `partial` and moves it to its
+/// place in `cache_dir`, named by provider id and binary hash.
+async fn install(
+    path: &str,
+    extracted: &ExtractedBinary,
+    trust: &VerifyOptions,
+    cache_dir: &Path,
+    partial: &Path,
+) -> Result<(
+    PathBuf,
+    trellis_claims::Claims<trellis_claims::provider::ProviderMetadata>,
+)> {
+    if extracted.hash.is_none() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("{path} has no binary for {}", extracted.target),
+        ));
+    }
+    let claims = extracted.verify(trust)?;
+    let hash = extracted.hash.as_deref().unwrap_or_default();
     let file = cache_dir.join(format!("{}-{}", claims.sub, &hash[..hash.len().min(16)]));
-    if !file.exists() {
-        tokio::fs::create_dir_all(cache_dir).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot create {}: {e}", cache_dir.display()),
-            )
-        })?;
-        let partial = file.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
-        tokio::fs::write(&partial, binary)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
-                .await
-                .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
-        }
-        tokio::fs::rename(&partial, &file)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tokio::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o755))
             .await
             .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
     }
+    tokio::fs::rename(partial, &file)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
     Ok((file, claims))
 }
 

@@ -11,15 +11,17 @@
 //! The claims carry the SHA-256 of every binary, so that a binary swapped or
 //! added after signing is refused.
 
-use std::collections::BTreeMap;
-use std::io::Read;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+
+use sha2::{Digest as _, Sha256};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::jwt::{self, Claims, VerifyOptions};
 use crate::keys::{KeyKind, KeyPair, expect_public_key};
-use crate::wasm::sha256_hex;
+use crate::wasm::{lower_hex, sha256_hex};
 
 /// Name of the claims entry in an archive.
 pub const CLAIMS_ENTRY: &str = "claims.jwt";
@@ -184,80 +186,64 @@ impl ProviderArchive {
     /// [`ErrorKind::InvalidArchive`] for a corrupt archive, an unexpected,
     /// duplicate or oversized entry, or a missing `claims.jwt`.
     pub fn from_bytes(bytes: &[u8], limits: &ArchiveLimits) -> Result<Self> {
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-        let (token, binaries) = Self::read_entries(&mut archive, limits)?;
-        // Read the rest of the gzip stream so that its CRC and length are
-        // checked: a cut or corrupted archive is refused even when the tar
-        // entries happen to be complete.
-        std::io::copy(
-            &mut archive.into_inner().take(limits.max_total_bytes),
-            &mut std::io::sink(),
-        )
-        .map_err(|e| invalid(format!("corrupt gzip stream: {e}")))?;
-        let token = token
-            .ok_or_else(|| Error::new(ErrorKind::NoClaims, "the archive has no claims.jwt"))?;
+        let mut binaries = BTreeMap::new();
+        let token = read_archive(bytes, limits, |target, entry| {
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| invalid(format!("corrupt entry for {target}: {e}")))?;
+            let len = data.len() as u64;
+            binaries.insert(target.to_owned(), data);
+            Ok(len)
+        })?;
         Ok(Self { token, binaries })
     }
 
-    #[allow(clippy::type_complexity)]
-    fn read_entries<R: Read>(
-        archive: &mut tar::Archive<R>,
+    /// Streams a `.par.gz` archive from `reader` and writes the binary for
+    /// `target` to `out`, reading the others only to check the archive.
+    /// Memory use is one copy buffer (8 KiB), whatever the binaries' size.
+    /// Nothing is verified: pass the result to
+    /// [`ExtractedBinary::verify`] before running what was written.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProviderArchive::from_bytes`]; [`ErrorKind::Io`] if writing to
+    /// `out` fails.
+    pub fn extract<R: Read, W: Write>(
+        reader: R,
+        target: &str,
+        mut out: W,
         limits: &ArchiveLimits,
-    ) -> Result<(Option<String>, BTreeMap<String, Vec<u8>>)> {
-        let mut token = None;
-        let mut binaries = BTreeMap::new();
-        let mut total = 0u64;
-        let entries = archive
-            .entries()
-            .map_err(|e| invalid(format!("not a tar.gz archive: {e}")))?;
-        for (index, entry) in entries.enumerate() {
-            if index >= limits.max_entries {
-                return Err(invalid(format!("more than {} entries", limits.max_entries)));
+    ) -> Result<ExtractedBinary> {
+        let mut hash = None;
+        let token = read_archive(reader, limits, |name, entry| {
+            if name != target {
+                return std::io::copy(entry, &mut std::io::sink())
+                    .map_err(|e| invalid(format!("corrupt entry for {name}: {e}")));
             }
-            let entry = entry.map_err(|e| invalid(format!("corrupt entry: {e}")))?;
-            if !entry.header().entry_type().is_file() {
-                return Err(invalid("archives hold only regular files"));
-            }
-            let name = entry
-                .path()
-                .map_err(|e| invalid(format!("bad entry name: {e}")))?
-                .to_str()
-                .ok_or_else(|| invalid("entry name is not UTF-8"))?
-                .to_owned();
-            let mut data = Vec::new();
-            entry
-                .take(limits.max_entry_bytes + 1)
-                .read_to_end(&mut data)
-                .map_err(|e| invalid(format!("corrupt entry {name}: {e}")))?;
-            if data.len() as u64 > limits.max_entry_bytes {
-                return Err(invalid(format!(
-                    "entry {name} exceeds {} bytes",
-                    limits.max_entry_bytes
-                )));
-            }
-            total += data.len() as u64;
-            if total > limits.max_total_bytes {
-                return Err(invalid(format!(
-                    "archive exceeds {} bytes",
-                    limits.max_total_bytes
-                )));
-            }
-            if name == CLAIMS_ENTRY {
-                if token.is_some() {
-                    return Err(invalid("duplicate claims.jwt"));
+            let mut hasher = Sha256::new();
+            let mut buffer = [0u8; COPY_BUFFER_BYTES];
+            let mut len = 0u64;
+            loop {
+                let n = entry
+                    .read(&mut buffer)
+                    .map_err(|e| invalid(format!("corrupt entry for {name}: {e}")))?;
+                if n == 0 {
+                    break;
                 }
-                token =
-                    Some(String::from_utf8(data).map_err(|_| invalid("claims.jwt is not UTF-8"))?);
-            } else if let Some(target) = name.strip_suffix(BINARY_SUFFIX) {
-                check_target_name(target)?;
-                if binaries.insert(target.to_owned(), data).is_some() {
-                    return Err(invalid(format!("duplicate entry {name}")));
-                }
-            } else {
-                return Err(invalid(format!("unexpected entry {name:?}")));
+                hasher.update(&buffer[..n]);
+                out.write_all(&buffer[..n])?;
+                len += n as u64;
             }
-        }
-        Ok((token, binaries))
+            hash = Some(lower_hex(&hasher.finalize()));
+            Ok(len)
+        })?;
+        out.flush()?;
+        Ok(ExtractedBinary {
+            token,
+            target: target.to_owned(),
+            hash,
+        })
     }
 
     /// Verifies the claims (see [`jwt::verify`]; the subject must be a
@@ -297,6 +283,128 @@ impl ProviderArchive {
         }
         Ok(claims)
     }
+}
+
+/// Bytes copied at a time by [`ProviderArchive::extract`]: 8 KiB.
+const COPY_BUFFER_BYTES: usize = 8 * 1024;
+
+/// What [`ProviderArchive::extract`] read: the claims and the hash of the
+/// binary it wrote, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractedBinary {
+    /// The claims token.
+    pub token: String,
+    /// The target that was asked for.
+    pub target: String,
+    /// Lowercase hex SHA-256 of what was written, or `None` when the
+    /// archive has no binary for the target (nothing was written).
+    pub hash: Option<String>,
+}
+
+impl ExtractedBinary {
+    /// Verifies the claims (see [`jwt::verify`]; the subject must be a
+    /// provider key) and that the binary written hashes to the claims'
+    /// value for its target.
+    ///
+    /// # Errors
+    ///
+    /// Every kind [`jwt::verify`] returns; [`ErrorKind::HashMismatch`] if the binary differs from the claims or
+    /// the claims do not list the target; [`ErrorKind::InvalidArchive`] if
+    /// the archive has no binary for the target.
+    pub fn verify(&self, options: &VerifyOptions) -> Result<Claims<ProviderMetadata>> {
+        let options = options.clone().with_subject_kind(KeyKind::Provider);
+        let claims: Claims<ProviderMetadata> = jwt::verify(&self.token, &options)?;
+        let Some(hash) = &self.hash else {
+            return Err(invalid(format!(
+                "the archive has no binary for {}",
+                self.target
+            )));
+        };
+        match claims.trellis.target_hashes.get(&self.target) {
+            Some(expected) if expected == hash => Ok(claims),
+            Some(_) => Err(Error::new(
+                ErrorKind::HashMismatch,
+                format!("binary for {} was changed after signing", self.target),
+            )),
+            None => Err(Error::new(
+                ErrorKind::HashMismatch,
+                format!("binary for {} is not in the claims", self.target),
+            )),
+        }
+    }
+}
+
+/// Reads every entry of a `.par.gz` stream within `limits`: checks entry
+/// kinds, names, counts and sizes, hands each binary's contents to `binary`
+/// (with its target; it returns the bytes it read), checks the gzip
+/// trailer, and returns the claims token.
+fn read_archive<R: Read>(
+    reader: R,
+    limits: &ArchiveLimits,
+    mut binary: impl FnMut(&str, &mut dyn Read) -> Result<u64>,
+) -> Result<String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+    let mut token = None;
+    let mut seen = BTreeSet::new();
+    let mut total = 0u64;
+    let entries = archive
+        .entries()
+        .map_err(|e| invalid(format!("not a tar.gz archive: {e}")))?;
+    for (index, entry) in entries.enumerate() {
+        if index >= limits.max_entries {
+            return Err(invalid(format!("more than {} entries", limits.max_entries)));
+        }
+        let entry = entry.map_err(|e| invalid(format!("corrupt entry: {e}")))?;
+        if !entry.header().entry_type().is_file() {
+            return Err(invalid("archives hold only regular files"));
+        }
+        let name = entry
+            .path()
+            .map_err(|e| invalid(format!("bad entry name: {e}")))?
+            .to_str()
+            .ok_or_else(|| invalid("entry name is not UTF-8"))?
+            .to_owned();
+        if !seen.insert(name.clone()) {
+            return Err(invalid(format!("duplicate entry {name}")));
+        }
+        let mut limited = entry.take(limits.max_entry_bytes + 1);
+        let len = if name == CLAIMS_ENTRY {
+            let mut data = String::new();
+            limited
+                .read_to_string(&mut data)
+                .map_err(|_| invalid("claims.jwt is not UTF-8"))?;
+            let len = data.len() as u64;
+            token = Some(data);
+            len
+        } else if let Some(target) = name.strip_suffix(BINARY_SUFFIX) {
+            check_target_name(target)?;
+            binary(target, &mut limited)?
+        } else {
+            return Err(invalid(format!("unexpected entry {name:?}")));
+        };
+        if len > limits.max_entry_bytes {
+            return Err(invalid(format!(
+                "entry {name} exceeds {} bytes",
+                limits.max_entry_bytes
+            )));
+        }
+        total += len;
+        if total > limits.max_total_bytes {
+            return Err(invalid(format!(
+                "archive exceeds {} bytes",
+                limits.max_total_bytes
+            )));
+        }
+    }
+    // Read the rest of the gzip stream so that its CRC and length are
+    // checked: a cut or corrupted archive is refused even when the tar
+    // entries happen to be complete.
+    std::io::copy(
+        &mut archive.into_inner().take(limits.max_total_bytes),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| invalid(format!("corrupt gzip stream: {e}")))?;
+    token.ok_or_else(|| Error::new(ErrorKind::NoClaims, "the archive has no claims.jwt"))
 }
 
 fn check_target_name(target: &str) -> Result<()> {

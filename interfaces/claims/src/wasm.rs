@@ -124,10 +124,18 @@ pub fn module_hash(wasm: &[u8]) -> Result<String> {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
+    lower_hex(&Sha256::digest(bytes))
+}
+
+/// `bytes` as lowercase hex, two digits a byte.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The claims token embedded in `wasm`, if any.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use trellis_claims::provider::{
-    ArchiveLimits, ProviderArchive, ProviderClaimsRequest, current_target,
+    ArchiveLimits, ExtractedBinary, ProviderArchive, ProviderClaimsRequest, current_target,
 };
 use trellis_claims::{ErrorKind, VerifyOptions};
 
@@ -74,6 +74,89 @@ fn an_added_or_removed_binary_is_a_hash_mismatch() {
         removed.verify(&trusted()).unwrap_err().kind(),
         ErrorKind::HashMismatch
     );
+}
+
+/// Streams `archive` through `ProviderArchive::extract` for `target`.
+fn extract(archive: &ProviderArchive, target: &str) -> (Vec<u8>, ExtractedBinary) {
+    let bytes = archive.to_bytes().unwrap();
+    let mut out = Vec::new();
+    let extracted = ProviderArchive::extract(
+        bytes.as_slice(),
+        target,
+        &mut out,
+        &ArchiveLimits::default(),
+    )
+    .unwrap();
+    (out, extracted)
+}
+
+#[test]
+fn extracting_streams_one_binary_and_verifies_it() {
+    let (archive, claims) =
+        ProviderArchive::create(&request(), binaries(), &issuer(), &provider()).unwrap();
+    let (written, extracted) = extract(&archive, "aarch64-linux");
+    assert_eq!(written, binaries()["aarch64-linux"]);
+    assert_eq!(
+        extracted.hash.as_ref(),
+        claims.trellis.target_hashes.get("aarch64-linux")
+    );
+    assert_eq!(extracted.verify(&trusted()).unwrap(), claims);
+}
+
+#[test]
+fn an_extracted_binary_swapped_after_signing_is_a_hash_mismatch() {
+    let (mut archive, _) =
+        ProviderArchive::create(&request(), binaries(), &issuer(), &provider()).unwrap();
+    archive
+        .binaries
+        .insert("x86_64-linux".into(), b"evil".to_vec());
+    let (written, extracted) = extract(&archive, "x86_64-linux");
+    assert_eq!(written, b"evil");
+    assert_eq!(
+        extracted.verify(&trusted()).unwrap_err().kind(),
+        ErrorKind::HashMismatch
+    );
+}
+
+#[test]
+fn extracting_a_missing_target_writes_nothing_and_does_not_verify() {
+    let (archive, _) =
+        ProviderArchive::create(&request(), binaries(), &issuer(), &provider()).unwrap();
+    let (written, extracted) = extract(&archive, "riscv64-linux");
+    assert!(written.is_empty());
+    assert_eq!(extracted.hash, None);
+    assert_eq!(
+        extracted.verify(&trusted()).unwrap_err().kind(),
+        ErrorKind::InvalidArchive
+    );
+}
+
+#[test]
+fn extracting_from_an_untrusted_issuer_is_refused() {
+    let (archive, _) =
+        ProviderArchive::create(&request(), binaries(), &issuer(), &provider()).unwrap();
+    let (_, extracted) = extract(&archive, "x86_64-linux");
+    let stranger = VerifyOptions::trusting([crate::other_issuer().public_key()]);
+    assert_eq!(
+        extracted.verify(&stranger).unwrap_err().kind(),
+        ErrorKind::UntrustedIssuer
+    );
+}
+
+#[test]
+fn extracting_a_cut_archive_fails() {
+    let (archive, _) =
+        ProviderArchive::create(&request(), binaries(), &issuer(), &provider()).unwrap();
+    let bytes = archive.to_bytes().unwrap();
+    let cut = &bytes[..bytes.len() - 8];
+    let err = ProviderArchive::extract(
+        cut,
+        "x86_64-linux",
+        std::io::sink(),
+        &ArchiveLimits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArchive);
 }
 
 #[test]
