@@ -32,6 +32,20 @@ pub struct RuntimeLimits {
     pub compile_cache_entries: usize,
     /// Largest HTTP body an actor may produce, in bytes. Defaults to 10 MiB.
     pub max_response_body_bytes: usize,
+    /// Bytes of each linear memory kept resident when its instance ends and
+    /// reset with `memset` instead of `madvise`: the next instance in that
+    /// pool slot takes no page faults for them, and the host sends no
+    /// TLB-shootdown interrupts to other cores. Costs up to this much RSS
+    /// per pool slot that has been used. Defaults to 1 MiB. See wasmtime's
+    /// `PoolingAllocationConfig::linear_memory_keep_resident`.
+    pub memory_keep_resident_bytes: usize,
+    /// As [`RuntimeLimits::memory_keep_resident_bytes`], for tables.
+    /// Defaults to 64 KiB.
+    pub table_keep_resident_bytes: usize,
+    /// Memory decommits (`madvise` calls) batched together once an instance
+    /// ends, a count. Defaults to 8. See wasmtime's
+    /// `PoolingAllocationConfig::decommit_batch_size`.
+    pub decommit_batch_size: usize,
 }
 
 impl Default for RuntimeLimits {
@@ -47,6 +61,9 @@ impl Default for RuntimeLimits {
             max_table_elements: 20_000,
             compile_cache_entries: 1_024,
             max_response_body_bytes: 10 * 1024 * 1024,
+            memory_keep_resident_bytes: 1024 * 1024,
+            table_keep_resident_bytes: 64 * 1024,
+            decommit_batch_size: 8,
         }
     }
 }

@@ -168,7 +168,10 @@ impl Runtime {
             .max_core_instances_per_component(64)
             .max_tables_per_module(limits.max_tables_per_instance)
             .table_elements(limits.max_table_elements)
-            .max_memory_size(limits.max_memory_bytes);
+            .max_memory_size(limits.max_memory_bytes)
+            .linear_memory_keep_resident(limits.memory_keep_resident_bytes)
+            .table_keep_resident(limits.table_keep_resident_bytes)
+            .decommit_batch_size(limits.decommit_batch_size);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
