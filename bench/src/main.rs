@@ -75,9 +75,10 @@ struct Args {
     /// `keyvalue-redis`, `sqldb-postgres`, `hello-hyper`).
     #[arg(long)]
     bin_dir: PathBuf,
-    /// The `wasmtime` binary (same wasmtime version as the host).
+    /// The `wasmtime` binary (same wasmtime version as the host); needed
+    /// for the `wasmtime-serve` target.
     #[arg(long)]
-    wasmtime: PathBuf,
+    wasmtime: Option<PathBuf>,
     /// Directory of the unsigned example components (`hello.wasm`, …).
     #[arg(long)]
     components: PathBuf,
@@ -276,7 +277,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wanted(Target::WasmtimeServe) {
         let port = free_port()?;
-        let mut wasmtime = Command::new(&args.wasmtime);
+        let Some(binary) = &args.wasmtime else {
+            bail!("the wasmtime-serve target needs --wasmtime");
+        };
+        let mut wasmtime = Command::new(binary);
         wasmtime
             .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
             .arg(&hello_signed);
