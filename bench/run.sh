@@ -10,6 +10,7 @@
 # minutes), then runs the harness (bench/src/main.rs), which prints a table
 # and writes bench/results/latest.json, and the criterion benches of
 # per-invocation costs. Arguments go to the harness (`--help` lists them).
+# A flamegraph of the lattice path: bench/profile.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/setup.sh"
 
 ensure_rust
@@ -39,5 +40,9 @@ say "running the harness"
 target/release/trellis-bench --bin-dir target/release --wasmtime "$cache/bin/wasmtime" \
     --components actors-examples/target/wasm32-wasip2/release "$@"
 
-say "per-invocation costs (criterion)"
-cargo bench --quiet -p trellis-bench --bench invocation -- --noplot 2>/dev/null | grep -E "^[a-z].*|time:"
+say "per-invocation costs (criterion): signing, verifying, warm instantiation"
+export TRELLIS_BENCH_COMPONENT="$TRELLIS_ROOT/actors-examples/target/wasm32-wasip2/release/hello.wasm"
+mkdir -p bench/results
+cargo bench --quiet -p trellis-bench --bench invocation --bench instantiation -- --noplot \
+    2>bench/results/criterion.log | grep -E "^[a-z].*|time:" ||
+    { tail -n 20 bench/results/criterion.log >&2; die "the criterion benches failed"; }
