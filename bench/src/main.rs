@@ -44,9 +44,9 @@ struct Args {
     /// Concurrencies (open connections) of the HTTP runs.
     #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
     concurrency: Vec<u32>,
-    /// HTTP runs per target and concurrency. The targets take turns within
-    /// each round, so that drift in the machine hits them alike, and the
-    /// run with the median throughput is reported.
+    /// Runs per target and concurrency, for HTTP and for the back ends. The
+    /// targets take turns within each round, so that drift in the machine
+    /// hits them alike, and the run with the median throughput is reported.
     #[arg(long, default_value_t = 3)]
     trials: u32,
     /// Unrecorded load on each target before its first trial at each
@@ -150,7 +150,8 @@ struct HttpFigure {
     trials_requests_per_sec: Vec<f64>,
 }
 
-/// A backend figure: requests per second through the lattice and directly.
+/// A backend figure: requests per second through the lattice and directly,
+/// the medians of `--trials` runs of each, taken in turns.
 #[derive(Debug, Serialize)]
 struct BackendFigure {
     concurrency: u32,
@@ -158,17 +159,40 @@ struct BackendFigure {
     direct_requests_per_sec: f64,
     direct_tool: &'static str,
     ratio: f64,
+    /// Requests per second of each lattice trial, in the order they ran.
+    lattice_trials_requests_per_sec: Vec<f64>,
+    /// Requests per second of each direct trial, in the order they ran.
+    direct_trials_requests_per_sec: Vec<f64>,
 }
 
 impl BackendFigure {
-    fn new(concurrency: u32, lattice: Load, direct: f64, direct_tool: &'static str) -> Self {
-        Self {
+    /// Runs `lattice` and `direct` in turns, `trials` times each.
+    fn measure(
+        concurrency: u32,
+        trials: u32,
+        direct_tool: &'static str,
+        mut lattice: impl FnMut() -> anyhow::Result<Load>,
+        mut direct: impl FnMut() -> anyhow::Result<f64>,
+    ) -> anyhow::Result<Self> {
+        let mut loads = Vec::new();
+        let mut directs = Vec::new();
+        for _ in 0..trials.max(1) {
+            loads.push(lattice()?);
+            directs.push(direct()?);
+        }
+        let load = median(&loads);
+        let mut sorted = directs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let direct = sorted[(sorted.len() - 1) / 2];
+        Ok(Self {
             concurrency,
-            ratio: lattice.requests_per_sec / direct,
-            lattice,
+            ratio: load.requests_per_sec / direct,
+            lattice_trials_requests_per_sec: loads.iter().map(|l| l.requests_per_sec).collect(),
+            lattice: load,
             direct_requests_per_sec: direct,
             direct_tool,
-        }
+            direct_trials_requests_per_sec: directs,
+        })
     }
 }
 
@@ -700,23 +724,20 @@ async fn keyvalue(
         )
         .await?;
     let c = args.backend_concurrency;
-    let load = wrk(
-        &format!("http://{}/counter/bench", served.address),
+    let url = format!("http://{}/counter/bench", served.address);
+    let figure = BackendFigure::measure(
         c,
-        args.duration,
-    )?;
-    let direct = measure::redis_benchmark(&args.redis_url, c)?;
+        args.trials,
+        "redis-benchmark -t incr",
+        || wrk(&url, c, args.duration),
+        || measure::redis_benchmark(&args.redis_url, c),
+    );
     measure::redis_del(&args.redis_url, &format!("{prefix}counter:bench"));
     let _ = lattice
         .ctl
         .stop_actor(&lattice.host_id, &served.actor_id)
         .await;
-    Ok(BackendFigure::new(
-        c,
-        load,
-        direct,
-        "redis-benchmark -t incr",
-    ))
+    figure
 }
 
 async fn sql(
@@ -753,22 +774,24 @@ async fn sql(
     )
     .await?;
     let c = args.backend_concurrency;
-    let load = wrk(
-        &format!("http://{}/todos/1", served.address),
-        c,
-        args.duration,
-    )?;
     let select = home.join("select.sql");
     std::fs::write(
         &select,
         "SELECT id, title, done, created_at FROM todos WHERE id = 1;\n",
     )?;
-    let direct = measure::pgbench(&database, &select, c, args.duration)?;
+    let url = format!("http://{}/todos/1", served.address);
+    let figure = BackendFigure::measure(
+        c,
+        args.trials,
+        "pgbench (same SELECT)",
+        || wrk(&url, c, args.duration),
+        || measure::pgbench(&database, &select, c, args.duration),
+    );
     let _ = lattice
         .ctl
         .stop_actor(&lattice.host_id, &served.actor_id)
         .await;
-    Ok(BackendFigure::new(c, load, direct, "pgbench (same SELECT)"))
+    figure
 }
 
 async fn density(
@@ -860,8 +883,10 @@ fn print_table(r: &Report) {
     }
     for (title, figure) in [("Key-value", &r.keyvalue), ("SQL", &r.sql)] {
         if let Some(f) = figure {
+            let (lo, hi) = range(&f.lattice_trials_requests_per_sec);
+            let (dlo, dhi) = range(&f.direct_trials_requests_per_sec);
             println!(
-                "\n{title} at {} connections: lattice {:.0} req/s (p50 {:.3} ms, p99 {:.3} ms); {} {:.0} req/s; ratio {:.3}",
+                "\n{title} at {} connections: lattice {:.0} req/s (trials {lo:.0}-{hi:.0}; p50 {:.3} ms, p99 {:.3} ms); {} {:.0} req/s (trials {dlo:.0}-{dhi:.0}); ratio {:.3}",
                 f.concurrency,
                 f.lattice.requests_per_sec,
                 f.lattice.p50_ms,
