@@ -11,8 +11,9 @@
 # bench/.cache with `cargo install --root` when missing) and writes:
 #
 #   bench/results/lattice-hello.svg    the flamegraph (open it in a browser)
-#   bench/results/lattice-hello.txt    the share of samples by process and
-#                                      the top functions
+#   bench/results/lattice-hello.txt    the share of samples by process, by
+#                                      kind of work and the top functions
+#   bench/results/lattice-hello.folded the folded stacks, for other views
 #
 # Needs root, or kernel.perf_event_paranoid <= -1, for system-wide samples.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/setup.sh"
@@ -74,6 +75,7 @@ perf script -F +pid -i "$work/perf.data" 2>/dev/null >"$work/perf.script"
         -e "s/^[^;]*-$http_pid;/http-server provider;/" \
         -e 's/^tokio-rt-worker-[0-9]+;/other providers (idle);/' \
         -e 's/^([^;]*)-[0-9]+;/\1;/' >"$work/folded"
+cp "$work/folded" "$out/lattice-hello.folded"
 "$cache/bin/inferno-flamegraph" --title "Trellis lattice hello, wrk -c32, all processes" \
     "$work/folded" >"$out/lattice-hello.svg"
 {
@@ -83,11 +85,25 @@ perf script -F +pid -i "$work/perf.data" 2>/dev/null >"$work/perf.script"
     awk '{ n = $NF; split($0, f, ";"); by[f[1]] += n; all += n }
          END { for (p in by) printf "%6.1f%%  %s\n", 100 * by[p] / all, p }' "$work/folded" | sort -rn
     echo
+    echo "Self time by kind of work, per process (share of all samples):"
+    awk '{ n = $NF; $NF = ""; k = split($0, f, ";"); leaf = f[k]; p = f[1]
+           if (leaf ~ /curve25519|ed25519|sha512/) c = "Ed25519 (incl. SHA-512)"
+           else if (leaf ~ /sha256|digest_blocks/) c = "SHA-256"
+           else if (leaf ~ /memset/) c = "memset"
+           else if (leaf ~ /malloc|free|_int_|tcache|unlink_chunk|realloc|memcpy|memmove/) c = "allocation and copies"
+           else if (leaf ~ /_\[k\]/) c = "kernel"
+           else if (leaf ~ /wasmtime|cranelift|_\[j\]|perf-[0-9]+\.map/) c = "wasmtime and guest code"
+           else if (leaf ~ /serde|base64|rmp|json/) c = "encoding (JSON, base64, msgpack)"
+           else c = "other"
+           by[p " | " c] += n; all += n }
+         END { for (x in by) if (100 * by[x] / all >= 0.5) printf "%6.1f%%  %s\n", 100 * by[x] / all, x }' \
+        "$work/folded" | sort -rn
+    echo
     echo "Top functions by self time (share of all samples):"
     awk '{ n = $NF; $NF = ""; k = split($0, f, ";"); leaf = f[k]; sub(/ +$/, "", leaf);
            by[f[1] " | " leaf] += n; all += n }
          END { for (p in by) printf "%6.2f%%  %s\n", 100 * by[p] / all, p }' "$work/folded" |
-        sort -rn | head -n 40
+        sort -rn | sed -n 1,40p
 } >"$out/lattice-hello.txt"
 cat "$out/lattice-hello.txt"
 say "flamegraph: $out/lattice-hello.svg"
