@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use trellis_claims::invocation::{InvocationSigner, issue_credential};
 use trellis_claims::keys::{KeyKind, generate};
 use trellis_host::RuntimeLimits;
 use trellis_host::rpc::LatticeClient;
@@ -52,20 +53,11 @@ fn instantiation(c: &mut Criterion) {
     let nats = NatsServer::start();
     let (runtime, component, caps) = rt.block_on(async {
         let client = async_nats::connect(nats.url()).await.unwrap();
-        let cluster = generate(KeyKind::Cluster);
-        let host = generate(KeyKind::Host);
-        let credential = issue_credential(
-            &cluster,
-            &host.public_key(),
-            "bench",
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-        let signer = InvocationSigner::new(host, credential, Duration::from_secs(30)).unwrap();
+        let (_, signer) = common::host_signer();
         let rpc = RpcClient::new(client, signer, 1024 * 1024);
         let lattice = Arc::new(LatticeClient::new(
             rpc,
-            Lattice::new("bench").unwrap(),
+            Lattice::new(common::LATTICE).unwrap(),
             Duration::from_secs(5),
         ));
         let caps = CapabilityContext {

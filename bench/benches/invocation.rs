@@ -4,27 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::time::Duration;
+mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use trellis_claims::invocation::{
-    InvocationSigner, InvocationVerifier, VerifierSettings, issue_credential,
-};
+use trellis_claims::invocation::{InvocationVerifier, VerifierSettings};
 use trellis_claims::keys::{KeyKind, generate};
 
 fn invocation(c: &mut Criterion) {
-    let cluster = generate(KeyKind::Cluster);
-    let host = generate(KeyKind::Host);
-    let credential = issue_credential(
-        &cluster,
-        &host.public_key(),
-        "bench",
-        Duration::from_secs(3600),
-    )
-    .unwrap();
-    let signer = InvocationSigner::new(host, credential, Duration::from_secs(30)).unwrap();
-    let verifier =
-        InvocationVerifier::new("bench", [cluster.public_key()], VerifierSettings::default());
+    let (cluster, signer) = common::host_signer();
+    let verifier = InvocationVerifier::new(
+        common::LATTICE,
+        [cluster.public_key()],
+        VerifierSettings::default(),
+    );
     let payload = vec![7u8; 1024];
     let origin = signer.public_key();
     let actor = generate(KeyKind::Actor).public_key();
