@@ -181,9 +181,7 @@ impl BackendFigure {
             directs.push(direct()?);
         }
         let load = median(&loads);
-        let mut sorted = directs.clone();
-        sorted.sort_by(f64::total_cmp);
-        let direct = sorted[(sorted.len() - 1) / 2];
+        let direct = median_by(&directs, |d| *d).unwrap_or_default();
         Ok(Self {
             concurrency,
             ratio: load.requests_per_sec / direct,
@@ -459,11 +457,17 @@ fn load_http(
 /// The run with the median throughput (the lower middle one of an even
 /// count).
 fn median(runs: &[Load]) -> Load {
-    let mut sorted: Vec<&Load> = runs.iter().collect();
-    sorted.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+    median_by(runs, |l| l.requests_per_sec).unwrap_or_default()
+}
+
+/// The item with the median `key` (the lower middle one of an even
+/// count), or `None` when there are none.
+fn median_by<T: Clone>(items: &[T], key: impl Fn(&T) -> f64) -> Option<T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
     sorted
         .get(sorted.len().saturating_sub(1) / 2)
-        .map_or_else(Load::default, |l| (*l).clone())
+        .map(|t| (*t).clone())
 }
 
 /// Ratios of median throughputs between the targets at concurrency `c`,

@@ -146,14 +146,13 @@ async fn install(
     PathBuf,
     trellis_claims::Claims<trellis_claims::provider::ProviderMetadata>,
 )> {
-    if extracted.hash.is_none() {
+    let Some(hash) = extracted.hash.as_deref() else {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("{path} has no binary for {}", extracted.target),
         ));
-    }
+    };
     let claims = extracted.verify(trust)?;
-    let hash = extracted.hash.as_deref().unwrap_or_default();
     let file = cache_dir.join(format!("{}-{}", claims.sub, &hash[..hash.len().min(16)]));
     #[cfg(unix)]
     {

@@ -162,13 +162,14 @@ impl InvocationSigner {
         operation: &str,
         payload: &[u8],
     ) -> Result<String> {
+        let now = now_secs();
         let claims = Claims {
             jti: id.to_owned(),
-            iat: now_secs(),
+            iat: now,
             iss: self.public_key.clone(),
             sub: target.to_owned(),
             nbf: None,
-            exp: Some(now_secs() + self.ttl.as_secs().max(1)),
+            exp: Some(now + self.ttl.as_secs().max(1)),
             trellis: InvocationMetadata {
                 origin: origin.to_owned(),
                 target: target.to_owned(),

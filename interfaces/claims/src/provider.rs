@@ -308,9 +308,10 @@ impl ExtractedBinary {
     ///
     /// # Errors
     ///
-    /// Every kind [`jwt::verify`] returns; [`ErrorKind::HashMismatch`] if the binary differs from the claims or
-    /// the claims do not list the target; [`ErrorKind::InvalidArchive`] if
-    /// the archive has no binary for the target.
+    /// Every kind [`jwt::verify`] returns; [`ErrorKind::HashMismatch`] if
+    /// the binary differs from the claims or the claims do not list the
+    /// target; [`ErrorKind::InvalidArchive`] if the archive has no binary
+    /// for the target.
     pub fn verify(&self, options: &VerifyOptions) -> Result<Claims<ProviderMetadata>> {
         let options = options.clone().with_subject_kind(KeyKind::Provider);
         let claims: Claims<ProviderMetadata> = jwt::verify(&self.token, &options)?;
