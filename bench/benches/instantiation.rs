@@ -7,26 +7,19 @@
 //! The component is the `hello` example, read from
 //! `$TRELLIS_BENCH_COMPONENT` (defaults to
 //! `actors-examples/target/wasm32-wasip2/release/hello.wasm`, which
-//! `bench/run.sh` builds). The store's capability context needs a lattice
-//! client, so the bench starts a nats-server of its own; nothing is sent
-//! over it while timing.
+//! `bench/run.sh` builds). The store's capabilities come from the
+//! in-memory backend, so no nats-server is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-mod common;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use trellis_claims::keys::{KeyKind, generate};
 use trellis_host::RuntimeLimits;
-use trellis_host::rpc::LatticeClient;
+use trellis_host::runtime::memory::InMemoryCapabilities;
 use trellis_host::runtime::{CapabilityContext, Runtime};
-use trellis_lattice_client::RpcClient;
-use trellis_protocol::subject::Lattice;
-use trellis_test_support::NatsServer;
 
 fn component_path() -> PathBuf {
     std::env::var_os("TRELLIS_BENCH_COMPONENT").map_or_else(
@@ -50,20 +43,11 @@ fn instantiation(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let nats = NatsServer::start();
     let (runtime, component, caps) = rt.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let (_, signer) = common::host_signer();
-        let rpc = RpcClient::new(client, signer, 1024 * 1024);
-        let lattice = Arc::new(LatticeClient::new(
-            rpc,
-            Lattice::new(common::LATTICE).unwrap(),
-            Duration::from_secs(5),
-        ));
         let caps = CapabilityContext {
             actor_id: Arc::from(generate(KeyKind::Actor).public_key()),
             caps: Arc::default(),
-            lattice,
+            backend: Arc::new(InMemoryCapabilities::new()),
         };
         let runtime = Runtime::new(RuntimeLimits::default()).unwrap();
         let component = runtime.prepare(Arc::new(wasm), "hello").await.unwrap();
@@ -91,7 +75,6 @@ fn instantiation(c: &mut Criterion) {
         )
     });
     group.finish();
-    drop(nats);
 }
 
 criterion_group!(benches, instantiation);

@@ -31,6 +31,7 @@ use trellis_lattice_client::CtlClient;
 use trellis_protocol::ctl::StartActorRequest;
 use trellis_protocol::provider::{NatsAuth, NatsConnection};
 use trellis_protocol::{ContractId, Lattice, LinkDefinition};
+use trellis_test_support::up::{Launch, UpLattice};
 
 use crate::measure::{Load, free_port, rss_bytes, wait_for_http, wrk};
 
@@ -314,9 +315,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     eprintln!("== the lattice");
-    let lattice = UpLattice::start(&args, home.path()).await?;
+    let mut lattice = BenchLattice::start(&args, home.path()).await?;
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = rss_bytes(lattice.up.0.id())?;
+    let idle_rss = rss_bytes(lattice.up.child().id())?;
 
     // Cold start: the first start of the component on this host compiles
     // it; a second actor with the same module (another key) hits the
@@ -521,8 +522,8 @@ fn write_signed(
 }
 
 /// A lattice run by `trellis up` with the three providers.
-struct UpLattice {
-    up: Guard,
+struct BenchLattice {
+    up: UpLattice,
     ctl: CtlClient,
     host_id: String,
     providers: serde_json::Value,
@@ -538,68 +539,27 @@ struct Served {
     start_ms: f64,
 }
 
-impl UpLattice {
+impl BenchLattice {
     async fn start(args: &Args, home: &Path) -> anyhow::Result<Self> {
-        let trellis = args.bin_dir.join("trellis");
-        let mut archives = Vec::new();
-        for (name, contract) in [
-            ("http-server", "wasi:http"),
-            ("keyvalue-redis", "wasi:keyvalue"),
-            ("sqldb-postgres", "trellis:sqldb"),
-        ] {
-            let archive = home.join(format!("{name}.par.gz"));
-            let status = Command::new(&trellis)
-                .env("TRELLIS_HOME", home)
-                .args([
-                    "par",
-                    "create",
-                    "--name",
-                    name,
-                    "--contract",
-                    contract,
-                    "--binary",
-                ])
-                .arg(args.bin_dir.join(name))
-                .arg("-d")
-                .arg(&archive)
-                .stdout(Stdio::null())
-                .status()?;
-            if !status.success() {
-                bail!("trellis par create {name} failed");
-            }
-            archives.push(archive);
-        }
-        let nats_port = free_port()?;
-        let mut cmd = Command::new(&trellis);
-        cmd.env("TRELLIS_HOME", home)
-            .env("TRELLIS_LOG", "warn")
-            .args(["-o", "json", "up", "--nats-port", &nats_port.to_string()]);
-        for a in &archives {
-            cmd.arg("--provider").arg(a);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(home.join("up.log"))?)
-            .spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let up = Guard(child);
-        let ready: serde_json::Value = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead as _;
-            let mut doc = String::new();
-            for line in std::io::BufReader::new(stdout).lines() {
-                let line = line?;
-                doc.push_str(&line);
-                doc.push('\n');
-                if line == "}" {
-                    return Ok::<_, anyhow::Error>(serde_json::from_str(&doc)?);
-                }
-            }
-            bail!("trellis up exited before it was ready")
+        let (trellis, bin_dir, home_dir) = (
+            args.bin_dir.join("trellis"),
+            args.bin_dir.clone(),
+            home.to_path_buf(),
+        );
+        let up = tokio::task::spawn_blocking(move || {
+            UpLattice::start(&Launch {
+                trellis: &trellis,
+                bin_dir: &bin_dir,
+                home: &home_dir,
+                env: &[("TRELLIS_LOG", "warn")],
+                timeout: Duration::from_secs(300),
+            })
         })
         .await??;
+        let ready = up.ready.clone();
         let nats = trellis_lattice_client::connect(
             &NatsConnection {
-                urls: vec![format!("nats://127.0.0.1:{nats_port}")],
+                urls: vec![up.nats_url.clone()],
                 auth: NatsAuth::None,
                 tls: None,
             },
@@ -701,7 +661,7 @@ impl UpLattice {
 
 async fn keyvalue(
     args: &Args,
-    lattice: &UpLattice,
+    lattice: &BenchLattice,
     issuer: &KeyPair,
     home: &Path,
 ) -> anyhow::Result<BackendFigure> {
@@ -746,7 +706,7 @@ async fn keyvalue(
 
 async fn sql(
     args: &Args,
-    lattice: &UpLattice,
+    lattice: &BenchLattice,
     issuer: &KeyPair,
     home: &Path,
 ) -> anyhow::Result<BackendFigure> {
@@ -800,7 +760,7 @@ async fn sql(
 
 async fn density(
     args: &Args,
-    lattice: &UpLattice,
+    lattice: &BenchLattice,
     wasm: &[u8],
     issuer: &KeyPair,
     home: &Path,
@@ -815,7 +775,7 @@ async fn density(
         write_signed(&path, wasm, &format!("hello-{i}"), &["wasi:http"], issuer)?;
         paths.push(path);
     }
-    let before = rss_bytes(lattice.up.0.id())?;
+    let before = rss_bytes(lattice.up.child().id())?;
     let started = Instant::now();
     for path in &paths {
         lattice
@@ -831,7 +791,7 @@ async fn density(
             .await?;
     }
     let elapsed = started.elapsed();
-    let after = rss_bytes(lattice.up.0.id())?;
+    let after = rss_bytes(lattice.up.child().id())?;
     Ok(serde_json::json!({
         "actors": n,
         "start_all_ms": elapsed.as_secs_f64() * 1000.0,

@@ -83,6 +83,7 @@ pub fn run(args: HostArgs, _output: Output) -> anyhow::Result<ExitCode> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("bad --log filter")?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

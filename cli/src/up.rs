@@ -56,7 +56,8 @@ pub struct UpArgs {
     pub log: String,
 }
 
-/// What `trellis up` prints once the lattice is ready.
+/// What `trellis up` prints once the lattice is ready: with `-o json`, one
+/// line of JSON (a launcher reads exactly one line).
 #[derive(Serialize)]
 struct Ready {
     nats_url: String,
@@ -73,6 +74,7 @@ pub fn run(args: UpArgs, output: Output) -> anyhow::Result<ExitCode> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("bad --log filter")?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -140,7 +142,11 @@ async fn serve(
         trusted_issuer: issuer.public_key(),
         providers,
     };
-    emit(output, &ready, || describe(&ready))?;
+    // JSON readiness is one line, so a launcher can read exactly one line.
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&ready)?),
+        Output::Text => emit(output, &ready, || describe(&ready))?,
+    }
     tokio::select! {
         () = terminated() => tracing::info!("stopping the lattice"),
         () = host.stopped() => tracing::info!("the host was stopped"),

@@ -8,20 +8,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use trellis_claims::actor::{ActorMetadata, verify_actor};
 use trellis_claims::invocation::InvocationVerifier;
 use trellis_claims::{Claims, VerifyOptions};
-use trellis_protocol::contracts::http::{HANDLE_OPERATION, HttpRequest};
-use trellis_protocol::{
-    ActorDescription, DecodeLimits, Invocation, InvocationResponse, RpcErrorKind, decode_msgpack,
-    encode_msgpack,
-};
+use trellis_lattice_client::rpc::{Server, Service};
+use trellis_protocol::contracts::http::HttpRequest;
+use trellis_protocol::contracts::{self, Operation as _};
+use trellis_protocol::{ActorDescription, Invocation, RpcError, RpcErrorKind};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::rpc::LatticeClient;
-use crate::runtime::{ActorComponent, CapabilityContext, Runtime};
+use crate::runtime::{ActorComponent, Capabilities, CapabilityContext, Runtime};
 
 /// A verified, compiled actor module.
 pub struct LoadedActor {
@@ -95,8 +92,8 @@ pub struct RunningActor {
 pub struct ServeContext {
     /// The runtime.
     pub runtime: Arc<Runtime>,
-    /// Links and provider calls.
-    pub lattice: Arc<LatticeClient>,
+    /// Links, provider calls and configuration for actors' imports.
+    pub capabilities: Arc<dyn Capabilities>,
     /// Verifies incoming invocations.
     pub verifier: Arc<InvocationVerifier>,
     /// NATS.
@@ -143,43 +140,21 @@ impl RunningActor {
         trellis_lattice_client::round_trip(&ctx.nats, ctx.rpc_timeout)
             .await
             .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = Arc::new(Server::new(
+            ctx.nats.clone(),
+            ctx.verifier.clone(),
+            id.clone(),
+            ctx.max_payload,
+        ));
         let actor = Arc::new_cyclic(|weak: &std::sync::Weak<RunningActor>| {
-            let weak = weak.clone();
-            let task = tokio::spawn(async move {
-                let mut subscriber = subscriber;
-                let mut draining = false;
-                loop {
-                    let message = if draining {
-                        subscriber.next().await
-                    } else {
-                        tokio::select! {
-                            message = subscriber.next() => message,
-                            _ = stop_rx.changed() => {
-                                // Unsubscribe, then answer what the server had
-                                // already routed here: nothing is dropped.
-                                draining = true;
-                                if let Err(e) = subscriber.drain().await {
-                                    tracing::warn!("cannot drain an actor subscription: {e}");
-                                    break;
-                                }
-                                continue;
-                            }
-                        }
-                    };
-                    let Some(message) = message else { break };
-                    let Some(actor) = weak.upgrade() else { break };
-                    let current = actor.current();
-                    let Ok(permit) = current.permits.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        actor.handle(&ctx, &current, message).await;
-                        drop(permit);
-                    });
-                }
+            let service = Arc::new(ActorService {
+                actor: weak.clone(),
+                ctx,
             });
+            let task = tokio::spawn(trellis_lattice_client::rpc::serve(
+                server, subscriber, service, stop_rx,
+            ));
             RunningActor {
                 id: id.clone(),
                 current: RwLock::new(current),
@@ -278,90 +253,78 @@ impl RunningActor {
         let _ = tokio::time::timeout_at(deadline, current.permits.acquire_many(all)).await;
     }
 
-    async fn handle(&self, ctx: &ServeContext, current: &Current, message: async_nats::Message) {
-        let Some(reply) = message.reply.clone() else {
-            return;
-        };
-        let response = match self.answer(ctx, current, &message.payload).await {
-            Ok(r) => r,
-            Err((id, kind, text)) => InvocationResponse::error(id, kind, text),
-        };
-        trellis_lattice_client::rpc::respond(&ctx.nats, reply, response, ctx.max_payload).await;
-    }
-
+    /// Answers one verified invocation on `current`'s module.
     async fn answer(
         &self,
         ctx: &ServeContext,
         current: &Current,
-        payload: &[u8],
-    ) -> std::result::Result<InvocationResponse, (String, RpcErrorKind, String)> {
-        let limits = DecodeLimits {
-            max_message_bytes: ctx.max_payload.max(1024),
-            ..DecodeLimits::default()
-        };
-        let invocation = Invocation::decode(payload, &limits).map_err(|e| {
-            (
-                String::new(),
-                trellis_lattice_client::rpc::decode_error_kind(&e),
-                format!("cannot decode the invocation: {e}"),
-            )
-        })?;
-        let id = invocation.id.clone();
-        let fail = |kind: RpcErrorKind, message: String| (id.clone(), kind, message);
-        if invocation.target.id != *self.id {
-            return Err(fail(
-                RpcErrorKind::NotFound,
-                format!(
-                    "this subject serves {}, not {}",
-                    self.id, invocation.target.id
-                ),
-            ));
-        }
-        ctx.verifier
-            .verify_call(
-                &invocation.token,
-                &invocation.id,
-                &invocation.origin.id,
-                &self.id,
-                &invocation.operation,
-                &invocation.payload,
-            )
-            .map_err(|e| fail(RpcErrorKind::Denied, format!("invocation refused: {e}")))?;
-        if invocation.operation != HANDLE_OPERATION {
-            return Err(fail(
+        invocation: Invocation,
+    ) -> std::result::Result<Vec<u8>, RpcError> {
+        if invocation.operation != HttpRequest::NAME {
+            return Err(RpcError::new(
                 RpcErrorKind::NotFound,
                 format!("the actor does not export {}", invocation.operation),
             ));
         }
-        let request: HttpRequest = decode_msgpack(&invocation.payload, &limits)
-            .map_err(|e| fail(RpcErrorKind::BadRequest, format!("bad HTTP request: {e}")))?;
-        let request = to_hyper(request).map_err(|e| fail(RpcErrorKind::BadRequest, e))?;
+        let limits = trellis_protocol::DecodeLimits {
+            max_message_bytes: ctx.max_payload.max(1024),
+            ..trellis_protocol::DecodeLimits::default()
+        };
+        let request: HttpRequest = contracts::decode_request(&invocation.payload, &limits)?;
+        let request = to_hyper(request).map_err(|e| RpcError::new(RpcErrorKind::BadRequest, e))?;
         let caps = CapabilityContext {
             actor_id: self.id.clone(),
             caps: current.loaded.caps.clone(),
-            lattice: ctx.lattice.clone(),
+            backend: ctx.capabilities.clone(),
         };
         let store = ctx.runtime.new_store(&self.id, caps);
-        let response = tokio::time::timeout(
+        let answer = match tokio::time::timeout(
             ctx.rpc_timeout,
             ctx.runtime
                 .handle_http(&current.loaded.component, store, request),
         )
         .await
-        .map_err(|_| {
-            fail(
+        {
+            Ok(Ok(response)) => {
+                self.served.fetch_add(1, Ordering::Relaxed);
+                Ok(response)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(actor = %self.id, "invocation failed: {e}");
+                Err(RpcError::new(RpcErrorKind::Failed, e.to_string()))
+            }
+            Err(_) => Err(RpcError::new(
                 RpcErrorKind::Timeout,
                 format!("the actor did not answer within {:?}", ctx.rpc_timeout),
-            )
-        })?
-        .map_err(|e| {
-            tracing::warn!(actor = %self.id, "invocation failed: {e}");
-            fail(RpcErrorKind::Failed, e.to_string())
-        })?;
-        let payload =
-            encode_msgpack(&response).map_err(|e| fail(RpcErrorKind::Failed, e.to_string()))?;
-        self.served.fetch_add(1, Ordering::Relaxed);
-        Ok(InvocationResponse::ok(id, payload))
+            )),
+        };
+        contracts::encode_answer::<HttpRequest>(&answer)
+    }
+}
+
+/// Serves a running actor's invocations: one instance permit per
+/// invocation, taken only after it verified.
+struct ActorService {
+    actor: std::sync::Weak<RunningActor>,
+    ctx: ServeContext,
+}
+
+impl Service for ActorService {
+    type Slot = (Arc<RunningActor>, Arc<Current>, OwnedSemaphorePermit);
+
+    async fn admit(&self) -> Option<Self::Slot> {
+        let actor = self.actor.upgrade()?;
+        let current = actor.current();
+        let permit = current.permits.clone().acquire_owned().await.ok()?;
+        Some((actor, current, permit))
+    }
+
+    async fn call(
+        &self,
+        (actor, current, _): &Self::Slot,
+        invocation: Invocation,
+    ) -> std::result::Result<Vec<u8>, RpcError> {
+        actor.answer(&self.ctx, current, invocation).await
     }
 }
 

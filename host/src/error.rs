@@ -30,47 +30,65 @@ pub enum ErrorKind {
     ShuttingDown,
 }
 
-/// An error from the host.
+/// An error from the host: a kind to match on and the error that caused it
+/// (its [`std::error::Error::source`]), in the style of async-nats'
+/// `Error<Kind>`. Its [`fmt::Display`] form is the cause's message.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    claims: Option<trellis_claims::ErrorKind>,
-    message: String,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 impl Error {
-    /// A new error.
+    /// An error of `kind` described by `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            claims: None,
-            message: message.into(),
+            source: message.into().into(),
         }
     }
 
-    /// The kind.
+    /// An error of `kind` caused by `source`, which is kept.
+    pub fn with_source(
+        kind: ErrorKind,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            source: Box::new(source),
+        }
+    }
+
+    /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
-    /// For [`ErrorKind::Claims`], which check failed.
+    /// Which claims check failed, for [`ErrorKind::Claims`] (and an
+    /// invalid or unreadable module found while checking claims).
     pub fn claims_kind(&self) -> Option<trellis_claims::ErrorKind> {
-        self.claims
+        self.source
+            .downcast_ref::<trellis_claims::Error>()
+            .map(trellis_claims::Error::kind)
     }
 
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
+    /// The message, for people.
+    pub fn message(&self) -> String {
+        self.source.to_string()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        fmt::Display::fmt(&self.source, f)
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
 
 impl From<trellis_claims::Error> for Error {
     fn from(e: trellis_claims::Error) -> Self {
@@ -79,13 +97,9 @@ impl From<trellis_claims::Error> for Error {
             trellis_claims::ErrorKind::Io => ErrorKind::Io,
             _ => ErrorKind::Claims,
         };
-        Self {
-            kind,
-            claims: Some(e.kind()),
-            message: e.to_string(),
-        }
+        Self::with_source(kind, e)
     }
 }
 
-/// Result alias of the host.
+/// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

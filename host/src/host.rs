@@ -121,7 +121,7 @@ impl Host {
         let runtime = Arc::new(Runtime::new(config.limits.clone())?);
         let serve = ServeContext {
             runtime,
-            lattice: client.clone(),
+            capabilities: client.clone(),
             verifier,
             nats: nats.clone(),
             rpc_timeout: config.rpc_timeout,

@@ -256,17 +256,28 @@ async fn spawn(launch: &Launch) -> std::io::Result<Child> {
     Ok(child)
 }
 
-/// Forwards a provider's output to the host log, line by line, escaped.
+/// Forwards a provider's output to the host log, line by line, at most
+/// 4,096 characters each, with control characters (ANSI escapes included)
+/// escaped and everything else, quotes included, left as it is.
 async fn forward_output(stream: impl tokio::io::AsyncRead + Unpin, provider: String) {
     let mut lines = tokio::io::BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let line: String = line
-            .chars()
-            .take(4096)
-            .flat_map(char::escape_default)
-            .collect();
+        let line = plain_line(&line);
         tracing::info!(provider, "{line}");
     }
+}
+
+/// `line` cut to 4,096 characters, with control characters escaped.
+fn plain_line(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len().min(4096));
+    for c in line.chars().take(4096) {
+        if c.is_control() {
+            plain.extend(c.escape_default());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 async fn run(
@@ -443,4 +454,18 @@ pub(crate) fn dev_contract(config: &BTreeMap<String, String>) -> Result<Contract
         )
     })?;
     ContractId::new(raw.clone()).map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_line;
+
+    #[test]
+    fn provider_lines_keep_quotes_and_lose_control_characters() {
+        assert_eq!(
+            plain_line("INFO link put actor=\"M1\" \u{1b}[0m"),
+            "INFO link put actor=\"M1\" \\u{1b}[0m"
+        );
+        assert_eq!(plain_line(&"x".repeat(5000)).len(), 4096);
+    }
 }

@@ -1,21 +1,20 @@
-//! RPC from the host: actors' capability imports calling providers.
+//! The host's view of the lattice for its actors: the links and claims
+//! seen in the lattice bucket, and calls to providers.
 //!
-//! [`LatticeClient`] looks links up, signs each invocation with the host's
-//! key and sends it as a NATS request inside a timeout, over the one shared
-//! NATS client (see [`trellis_lattice_client::RpcClient`]).
+//! [`LatticeClient`] is the NATS implementation of the runtime's
+//! [`Capabilities`]: it looks the link up and sends the call with
+//! [`RpcClient::invoke`] (signed with the host's key, inside a timeout,
+//! over the one shared NATS client).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-pub use trellis_lattice_client::CallError;
 use trellis_lattice_client::RpcClient;
-use trellis_protocol::{
-    ContractId, DecodeLimits, Entity, EntityKind, Lattice, LinkDefinition, RpcErrorKind,
-    decode_msgpack, encode_msgpack,
-};
+use trellis_protocol::{ContractId, Lattice, LinkDefinition, RpcError, RpcErrorKind};
+
+use crate::runtime::Capabilities;
+use crate::runtime::capabilities::BoxFuture;
 
 /// Prefix of link `config` keys that the actor may read through
 /// `wasi:config`.
@@ -29,7 +28,6 @@ pub struct LatticeClient {
     links: RwLock<HashMap<String, LinkDefinition>>,
     claims: RwLock<HashMap<String, serde_json::Value>>,
     call_timeout: Duration,
-    limits: DecodeLimits,
 }
 
 impl LatticeClient {
@@ -42,7 +40,6 @@ impl LatticeClient {
             links: RwLock::new(HashMap::new()),
             claims: RwLock::new(HashMap::new()),
             call_timeout,
-            limits: DecodeLimits::default(),
         }
     }
 
@@ -129,50 +126,44 @@ impl LatticeClient {
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
     }
+}
 
-    /// Calls `operation` on the provider of `link` on behalf of `actor_id`.
-    ///
-    /// # Errors
-    ///
-    /// `(kind, message)` as [`RpcClient::invoke`] returns them, or
-    /// [`RpcErrorKind::BadRequest`] for an answer that does not decode.
-    pub async fn call_provider<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        actor_id: &str,
-        link: &LinkDefinition,
-        operation: &str,
-        request: &Req,
-    ) -> Result<Resp, CallError> {
-        let payload =
-            encode_msgpack(request).map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
-        let origin = Entity {
-            kind: EntityKind::Actor,
-            id: actor_id.to_owned(),
-            contract_id: Some(link.contract_id.to_string()),
-            link_name: Some(link.link_name.clone()),
-        };
-        let target = Entity {
-            kind: EntityKind::Provider,
-            id: link.provider_id.clone(),
-            contract_id: Some(link.contract_id.to_string()),
-            link_name: Some(link.link_name.clone()),
-        };
-        let subject = self
-            .lattice
-            .rpc(&link.provider_id, Some(&link.link_name))
-            .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
-        let response = self
-            .rpc
-            .invoke(
-                &subject,
-                origin,
-                target,
-                operation,
-                payload,
-                self.call_timeout,
-            )
-            .await?;
-        decode_msgpack(&response, &self.limits)
-            .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))
+impl Capabilities for LatticeClient {
+    fn is_linked(&self, actor_id: &str, contract: &str, link_name: &str) -> bool {
+        ContractId::new(contract).is_ok_and(|c| self.link(actor_id, &c, link_name).is_some())
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        actor_id: &'a str,
+        contract: &'static str,
+        link_name: &'a str,
+        operation: &'static str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, RpcError>> {
+        Box::pin(async move {
+            let bad = |e: String| RpcError::new(RpcErrorKind::BadRequest, e);
+            let contract_id = ContractId::new(contract).map_err(|e| bad(e.to_string()))?;
+            let link = self
+                .link(actor_id, &contract_id, link_name)
+                .ok_or_else(|| {
+                    RpcError::new(
+                        RpcErrorKind::Denied,
+                        format!("no link for {contract}/{link_name}"),
+                    )
+                })?;
+            let route = self
+                .lattice
+                .route_to_provider(&link)
+                .map_err(|e| bad(e.to_string()))?;
+            self.rpc
+                .invoke(&route, operation, payload, self.call_timeout)
+                .await
+                .map_err(|e| e.to_rpc())
+        })
+    }
+
+    fn actor_config(&self, actor_id: &str) -> BTreeMap<String, String> {
+        LatticeClient::actor_config(self, actor_id)
     }
 }

@@ -11,7 +11,7 @@ use trellis_claims::keys::{KeyKind, KeyPair, generate};
 use trellis_protocol::contracts::http::{HANDLE_OPERATION, HttpRequest, HttpResponse};
 use trellis_protocol::{
     DecodeLimits, Entity, EntityKind, Invocation, InvocationResponse, Lattice, RpcError,
-    decode_msgpack, encode_msgpack,
+    encode_msgpack,
 };
 
 /// Sends signed invocations over NATS, as the HTTP provider will.
@@ -92,7 +92,11 @@ impl TestClient {
             InvocationResponse::decode(&reply.payload, &DecodeLimits::default()).unwrap();
         match response.error {
             Some(e) => Err(e),
-            None => Ok(decode_msgpack(&response.payload, &DecodeLimits::default()).unwrap()),
+            None => trellis_protocol::contracts::decode_answer::<HttpRequest>(
+                &response.payload,
+                &DecodeLimits::default(),
+            )
+            .unwrap(),
         }
     }
 

@@ -17,6 +17,7 @@
 pub mod host;
 pub mod http;
 pub mod lattice;
+pub mod up;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use trellis_test_support::http::{
     Answer, Bytes, StatusCode, free_address, get_until, request, send,
 };
+use trellis_test_support::up::{Launch, UpLattice, trellis_command};
 
 use crate::test_home;
 
@@ -41,14 +42,7 @@ fn postgres_url() -> String {
 /// A `trellis` command with a clean environment and `home` as its
 /// `TRELLIS_HOME`.
 fn trellis(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trellis"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TRELLIS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("TRELLIS_HOME", home);
-    cmd
+    trellis_command(Path::new(env!("CARGO_BIN_EXE_trellis")), home)
 }
 
 /// Runs a `trellis` command to success and returns its stdout.
@@ -80,8 +74,7 @@ fn provider_binary(name: &str) -> PathBuf {
 struct DemoLattice {
     home: tempfile::TempDir,
     nats_url: String,
-    up: Child,
-    ready: Value,
+    up: UpLattice,
 }
 
 impl DemoLattice {
@@ -93,69 +86,24 @@ impl DemoLattice {
             .arg(&examples)
             .arg("--out-dir")
             .arg(home.path().join("actors")));
-        let mut providers = Vec::new();
-        for (name, contract) in [
-            ("http-server", "wasi:http"),
-            ("keyvalue-redis", "wasi:keyvalue"),
-            ("sqldb-postgres", "trellis:sqldb"),
-        ] {
-            let archive = home.path().join(format!("{name}.par.gz"));
-            run(trellis(home.path())
-                .args([
-                    "par",
-                    "create",
-                    "--name",
-                    name,
-                    "--contract",
-                    contract,
-                    "--binary",
-                ])
-                .arg(provider_binary(name))
-                .arg("-d")
-                .arg(&archive));
-            providers.push(archive);
-        }
-
-        let port = trellis_test_support::free_port();
-        let log = std::fs::File::create(home.path().join("up.log")).unwrap();
-        let mut cmd = trellis(home.path());
-        cmd.args(["-o", "json", "up", "--nats-port", &port.to_string()]);
-        for p in &providers {
-            cmd.arg("--provider").arg(p);
-        }
-        let mut up = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
-
-        // `trellis -o json up` prints one JSON document once the providers
-        // answer their health checks.
-        let stdout = up.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut document = String::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                document.push_str(&line);
-                document.push('\n');
-                if line == "}" {
-                    let _ = tx.send(document.clone());
-                }
-            }
-        });
-        let ready = match rx.recv_timeout(UP_TIMEOUT) {
-            Ok(document) => serde_json::from_str::<Value>(&document).unwrap(),
-            Err(_) => {
-                let _ = up.kill();
-                panic!(
-                    "trellis up did not report ready within {UP_TIMEOUT:?}; its log:\n{}",
-                    std::fs::read_to_string(home.path().join("up.log")).unwrap_or_default()
-                );
-            }
-        };
-        assert_eq!(ready["nats_started"], true, "{ready}");
+        // Fail with the path of a missing provider binary, not a par error.
+        let bin_dir = provider_binary("http-server")
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let up = UpLattice::start(&Launch {
+            trellis: Path::new(env!("CARGO_BIN_EXE_trellis")),
+            bin_dir: &bin_dir,
+            home: home.path(),
+            env: &[],
+            timeout: UP_TIMEOUT,
+        })
+        .unwrap();
+        assert_eq!(up.ready["nats_started"], true, "{}", up.ready);
         Self {
-            nats_url: ready["nats_url"].as_str().unwrap().to_owned(),
+            nats_url: up.nats_url.clone(),
             home,
             up,
-            ready,
         }
     }
 
@@ -170,15 +118,9 @@ impl DemoLattice {
 
     /// The id of the provider named `name`.
     fn provider(&self, name: &str) -> String {
-        self.ready["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no provider {name} in {}", self.ready))["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.up
+            .provider_id(name)
+            .unwrap_or_else(|| panic!("no provider {name} in {}", self.up.ready))
     }
 
     /// Starts the signed component at `path`; returns the actor id.
@@ -217,10 +159,11 @@ impl DemoLattice {
     /// Sends SIGTERM, as Ctrl-C in the demo does, and waits for the exit
     /// status (`None` if it had to be killed).
     fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        if let Ok(Some(status)) = self.up.try_wait() {
+        let up = self.up.child();
+        if let Ok(Some(status)) = up.try_wait() {
             return Some(status);
         }
-        if let Ok(pid) = i32::try_from(self.up.id()) {
+        if let Ok(pid) = i32::try_from(up.id()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGTERM,
@@ -228,13 +171,13 @@ impl DemoLattice {
         }
         let deadline = Instant::now() + DOWN_TIMEOUT;
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.up.try_wait() {
+            if let Ok(Some(status)) = up.try_wait() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.up.kill();
-        let _ = self.up.wait();
+        let _ = up.kill();
+        let _ = up.wait();
         None
     }
 }

@@ -1,31 +1,34 @@
 //! Host-side implementations of the capability imports: `wasi:keyvalue`,
-//! `trellis:sqldb`, `wasi:logging` and `wasi:config`.
+//! `trellis:sqldb`, `wasi:logging` and `wasi:config`, over a
+//! [`Capabilities`] backend.
 //!
 //! Deny by default: a provider-served import (`wasi:keyvalue`,
 //! `trellis:sqldb`) works only if the actor's claims list the contract
 //! **and** a link definition binds (actor, contract, link name) to a
-//! provider. Otherwise it returns the contract's own error value, e.g.
-//! `other("denied: no link for wasi:keyvalue/default")`; the host never
-//! traps because of a denial. Allowed calls are forwarded to the linked
-//! provider over NATS, asynchronously and inside a timeout.
+//! provider. Otherwise it returns the contract's own denial
+//! (`wasi:keyvalue` `access-denied`, `trellis:sqldb` `denied`); the host
+//! never traps because of a denial. Allowed calls go through the typed
+//! contract stubs of [`trellis_protocol::contracts`] to the backend: the
+//! lattice in a host ([`crate::rpc::LatticeClient`]), a table of in-process
+//! providers in tests and benches ([`super::memory::InMemoryCapabilities`]).
 //!
 //! `wasi:logging` and `wasi:config` are served by the host itself and need
 //! no claim: logging goes to the host log tagged with the actor id, and the
 //! configuration an actor reads is the `config` of the link definitions
 //! whose source it is.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use trellis_protocol::contracts::keyvalue::{self as kv, KvRequest, KvResponse};
+use trellis_protocol::RpcError;
+use trellis_protocol::contracts::keyvalue::{self as kv, KvError};
 use trellis_protocol::contracts::sqldb::{self as sql, SqlRequest, SqlValue};
-use trellis_protocol::{ContractId, LinkDefinition, RpcErrorKind};
+use trellis_protocol::contracts::{self, Answer, Contract, ContractError, Operation, Transport};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use super::ActorState;
-use crate::rpc::LatticeClient;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -54,10 +57,39 @@ use bindings::wasi::config::store as wit_config;
 use bindings::wasi::keyvalue::store as wit_kv;
 use bindings::wasi::logging::logging as wit_log;
 
-/// Contract id of key-value.
-pub const KEYVALUE_CONTRACT: &str = "wasi:keyvalue";
-/// Contract id of SQL.
-pub const SQLDB_CONTRACT: &str = "trellis:sqldb";
+/// A boxed, sendable future, as [`Capabilities`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the runtime needs from outside to serve an actor's capability
+/// imports: which links exist, calls to the linked providers, and the
+/// configuration the actor may read. The host implements it over NATS
+/// ([`crate::rpc::LatticeClient`]); [`super::memory::InMemoryCapabilities`]
+/// implements it in process for tests and benches.
+pub trait Capabilities: Send + Sync + 'static {
+    /// Whether a link binds (`actor_id`, `contract`, `link_name`) to a
+    /// provider.
+    fn is_linked(&self, actor_id: &str, contract: &str, link_name: &str) -> bool;
+
+    /// Calls `operation` with `payload` on the provider linked for
+    /// (`actor_id`, `contract`, `link_name`) and returns its response
+    /// payload. Implementations bound the call with a timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`trellis_protocol::RpcErrorKind::Denied`] when no link binds the
+    /// triple; otherwise the call's [`RpcError`].
+    fn invoke<'a>(
+        &'a self,
+        actor_id: &'a str,
+        contract: &'static str,
+        link_name: &'a str,
+        operation: &'static str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, RpcError>>;
+
+    /// The configuration `actor_id` reads through `wasi:config`.
+    fn actor_config(&self, actor_id: &str) -> BTreeMap<String, String>;
+}
 
 /// An open key-value bucket: the link name it goes through and the
 /// identifier the actor opened.
@@ -67,15 +99,15 @@ pub struct Bucket {
     identifier: String,
 }
 
-/// What one actor may reach: its claims and the lattice.
+/// What one actor may reach: its claims and the capabilities backend.
 #[derive(Clone)]
 pub struct CapabilityContext {
     /// The actor's public key.
     pub actor_id: Arc<str>,
     /// Contract ids its claims list.
     pub caps: Arc<HashSet<String>>,
-    /// Links and provider calls.
-    pub lattice: Arc<LatticeClient>,
+    /// Links, provider calls and configuration.
+    pub backend: Arc<dyn Capabilities>,
 }
 
 /// Adds every capability import to `linker`.
@@ -88,70 +120,100 @@ pub fn add_to_linker(linker: &mut Linker<ActorState>) -> wasmtime::Result<()> {
 }
 
 impl CapabilityContext {
-    /// The link for `contract` under `link_name`, if the actor may use it.
+    /// Checks that the actor may use contract `C` over `link_name`.
     ///
     /// # Errors
     ///
-    /// A `denied: …` message when the claims lack the contract or no link
+    /// The contract's denial when the claims lack the contract or no link
     /// binds it.
-    fn authorize(&self, contract: &str, link_name: &str) -> Result<LinkDefinition, String> {
-        if !self.caps.contains(contract) {
-            return Err(format!(
-                "denied: the actor's claims do not grant {contract}"
-            ));
+    fn authorize<C: Contract>(&self, link_name: &str) -> Result<(), C::Error> {
+        if !self.caps.contains(C::ID) {
+            return Err(C::Error::denied(format!(
+                "the actor's claims do not grant {}",
+                C::ID
+            )));
         }
-        let contract_id = ContractId::new(contract).map_err(|e| e.to_string())?;
-        self.lattice
-            .link(&self.actor_id, &contract_id, link_name)
-            .ok_or_else(|| format!("denied: no link for {contract}/{link_name}"))
+        if !self.backend.is_linked(&self.actor_id, C::ID, link_name) {
+            return Err(C::Error::denied(format!(
+                "no link for {}/{link_name}",
+                C::ID
+            )));
+        }
+        Ok(())
     }
 
-    /// Forwards a request to the linked provider and decodes its answer.
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        link: &LinkDefinition,
-        operation: &str,
-        request: &Req,
-    ) -> Result<Resp, (RpcErrorKind, String)> {
-        self.lattice
-            .call_provider(&self.actor_id, link, operation, request)
-            .await
+    /// Calls `request` on the provider linked over `link_name`, if the
+    /// actor may.
+    async fn call<O: Operation>(&self, link_name: &str, request: O) -> Answer<O> {
+        self.authorize::<O::Contract>(link_name)?;
+        let transport = LinkTransport {
+            caps: self,
+            contract: <O::Contract as Contract>::ID,
+            link_name,
+        };
+        contracts::call(&transport, request).await
     }
 }
 
-fn kv_denied(message: String) -> wit_kv::Error {
-    wit_kv::Error::Other(message)
+/// Typed calls over one link of one actor.
+struct LinkTransport<'a> {
+    caps: &'a CapabilityContext,
+    contract: &'static str,
+    link_name: &'a str,
+}
+
+impl Transport for LinkTransport<'_> {
+    fn call(
+        &self,
+        operation: &'static str,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, RpcError>> + Send {
+        self.caps.backend.invoke(
+            &self.caps.actor_id,
+            self.contract,
+            self.link_name,
+            operation,
+            payload,
+        )
+    }
+}
+
+/// The guest's view of a key-value error: the WIT case. The message of a
+/// denial is for the host log only.
+fn to_wit_kv(actor: &str, error: KvError) -> wit_kv::Error {
+    match error {
+        KvError::NoSuchStore => wit_kv::Error::NoSuchStore,
+        KvError::AccessDenied { message } => {
+            tracing::debug!(actor, "key-value access denied: {message}");
+            wit_kv::Error::AccessDenied
+        }
+        KvError::Other { message } => wit_kv::Error::Other(message),
+    }
 }
 
 impl ActorState {
-    async fn kv(
-        &mut self,
-        link_name: &str,
-        request: KvRequest,
-    ) -> Result<KvResponse, wit_kv::Error> {
+    /// Calls a key-value operation over `bucket`'s link. The future owns
+    /// what it needs, so the store is not borrowed across the call.
+    fn kv<O>(
+        &self,
+        bucket: &Bucket,
+        request: O,
+    ) -> impl Future<Output = Result<O::Output, wit_kv::Error>> + Send + 'static
+    where
+        O: Operation<Contract = kv::KeyValue>,
+    {
         let caps = self.capabilities.clone();
-        let link = caps
-            .authorize(KEYVALUE_CONTRACT, link_name)
-            .map_err(kv_denied)?;
-        match caps
-            .call::<_, KvResponse>(&link, kv::OPERATION, &request)
-            .await
-        {
-            Ok(KvResponse::Error { message }) => Err(wit_kv::Error::Other(message)),
-            Ok(response) => Ok(response),
-            Err((_, message)) => Err(wit_kv::Error::Other(message)),
+        let link_name = bucket.link_name.clone();
+        async move {
+            caps.call(&link_name, request)
+                .await
+                .map_err(|e| to_wit_kv(&caps.actor_id, e))
         }
     }
 
     fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Bucket> {
         Ok(self.table.get(bucket)?.clone())
     }
-}
-
-fn unexpected(response: &KvResponse) -> wit_kv::Error {
-    wit_kv::Error::Other(format!(
-        "the provider answered {response:?} to a different request"
-    ))
 }
 
 impl wit_kv::Host for ActorState {
@@ -164,8 +226,8 @@ impl wit_kv::Host for ActorState {
         } else {
             identifier.clone()
         };
-        if let Err(message) = self.capabilities.authorize(KEYVALUE_CONTRACT, &link_name) {
-            return Ok(Err(kv_denied(message)));
+        if let Err(e) = self.capabilities.authorize::<kv::KeyValue>(&link_name) {
+            return Ok(Err(to_wit_kv(&self.capabilities.actor_id, e)));
         }
         let bucket = self.table.push(Bucket {
             link_name,
@@ -182,22 +244,14 @@ impl wit_kv::HostBucket for ActorState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(
-            match self
-                .kv(
-                    &b.link_name,
-                    KvRequest::Get {
-                        bucket: b.identifier,
-                        key,
-                    },
-                )
-                .await
-            {
-                Ok(KvResponse::Value { value }) => Ok(value.map(|v| v.into_vec())),
-                Ok(other) => Err(unexpected(&other)),
-                Err(e) => Err(e),
-            },
-        )
+        let request = kv::Get {
+            bucket: b.identifier.clone(),
+            key,
+        };
+        Ok(self
+            .kv(&b, request)
+            .await
+            .map(|v| v.map(serde_bytes::ByteBuf::into_vec)))
     }
 
     async fn set(
@@ -207,12 +261,12 @@ impl wit_kv::HostBucket for ActorState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        let request = KvRequest::Set {
-            bucket: b.identifier,
+        let request = kv::Set {
+            bucket: b.identifier.clone(),
             key,
             value: value.into(),
         };
-        Ok(self.kv(&b.link_name, request).await.map(|_| ()))
+        Ok(self.kv(&b, request).await)
     }
 
     async fn delete(
@@ -221,16 +275,11 @@ impl wit_kv::HostBucket for ActorState {
         key: String,
     ) -> wasmtime::Result<Result<(), wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(self
-            .kv(
-                &b.link_name,
-                KvRequest::Delete {
-                    bucket: b.identifier,
-                    key,
-                },
-            )
-            .await
-            .map(|_| ()))
+        let request = kv::Delete {
+            bucket: b.identifier.clone(),
+            key,
+        };
+        Ok(self.kv(&b, request).await)
     }
 
     async fn exists(
@@ -239,22 +288,11 @@ impl wit_kv::HostBucket for ActorState {
         key: String,
     ) -> wasmtime::Result<Result<bool, wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(
-            match self
-                .kv(
-                    &b.link_name,
-                    KvRequest::Exists {
-                        bucket: b.identifier,
-                        key,
-                    },
-                )
-                .await
-            {
-                Ok(KvResponse::Exists { exists }) => Ok(exists),
-                Ok(other) => Err(unexpected(&other)),
-                Err(e) => Err(e),
-            },
-        )
+        let request = kv::Exists {
+            bucket: b.identifier.clone(),
+            key,
+        };
+        Ok(self.kv(&b, request).await)
     }
 
     async fn list_keys(
@@ -263,22 +301,14 @@ impl wit_kv::HostBucket for ActorState {
         cursor: Option<u64>,
     ) -> wasmtime::Result<Result<wit_kv::KeyResponse, wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(
-            match self
-                .kv(
-                    &b.link_name,
-                    KvRequest::ListKeys {
-                        bucket: b.identifier,
-                        cursor,
-                    },
-                )
-                .await
-            {
-                Ok(KvResponse::Keys { keys, cursor }) => Ok(wit_kv::KeyResponse { keys, cursor }),
-                Ok(other) => Err(unexpected(&other)),
-                Err(e) => Err(e),
-            },
-        )
+        let request = kv::ListKeys {
+            bucket: b.identifier.clone(),
+            cursor,
+        };
+        Ok(self.kv(&b, request).await.map(|page| wit_kv::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        }))
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -295,23 +325,12 @@ impl bindings::wasi::keyvalue::atomics::Host for ActorState {
         delta: u64,
     ) -> wasmtime::Result<Result<u64, wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(
-            match self
-                .kv(
-                    &b.link_name,
-                    KvRequest::Increment {
-                        bucket: b.identifier,
-                        key,
-                        delta,
-                    },
-                )
-                .await
-            {
-                Ok(KvResponse::Number { value }) => Ok(value),
-                Ok(other) => Err(unexpected(&other)),
-                Err(e) => Err(e),
-            },
-        )
+        let request = kv::Increment {
+            bucket: b.identifier.clone(),
+            key,
+            delta,
+        };
+        Ok(self.kv(&b, request).await)
     }
 }
 
@@ -322,25 +341,16 @@ impl bindings::wasi::keyvalue::batch::Host for ActorState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(
-            match self
-                .kv(
-                    &b.link_name,
-                    KvRequest::GetMany {
-                        bucket: b.identifier,
-                        keys,
-                    },
-                )
-                .await
-            {
-                Ok(KvResponse::Values { values }) => Ok(values
-                    .into_iter()
-                    .map(|(k, v)| v.map(|v| (k, v.into_vec())))
-                    .collect()),
-                Ok(other) => Err(unexpected(&other)),
-                Err(e) => Err(e),
-            },
-        )
+        let request = kv::GetMany {
+            bucket: b.identifier.clone(),
+            keys,
+        };
+        Ok(self.kv(&b, request).await.map(|values| {
+            values
+                .into_iter()
+                .map(|(k, v)| v.map(|v| (k, v.into_vec())))
+                .collect()
+        }))
     }
 
     async fn set_many(
@@ -349,17 +359,11 @@ impl bindings::wasi::keyvalue::batch::Host for ActorState {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        let entries = key_values.into_iter().map(|(k, v)| (k, v.into())).collect();
-        Ok(self
-            .kv(
-                &b.link_name,
-                KvRequest::SetMany {
-                    bucket: b.identifier,
-                    entries,
-                },
-            )
-            .await
-            .map(|_| ()))
+        let request = kv::SetMany {
+            bucket: b.identifier.clone(),
+            entries: key_values.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        };
+        Ok(self.kv(&b, request).await)
     }
 
     async fn delete_many(
@@ -368,16 +372,11 @@ impl bindings::wasi::keyvalue::batch::Host for ActorState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), wit_kv::Error>> {
         let b = self.bucket(&bucket)?;
-        Ok(self
-            .kv(
-                &b.link_name,
-                KvRequest::DeleteMany {
-                    bucket: b.identifier,
-                    keys,
-                },
-            )
-            .await
-            .map(|_| ()))
+        let request = kv::DeleteMany {
+            bucket: b.identifier.clone(),
+            keys,
+        };
+        Ok(self.kv(&b, request).await)
     }
 }
 
@@ -419,7 +418,7 @@ impl wit_config::Host for ActorState {
     ) -> wasmtime::Result<Result<Option<String>, wit_config::Error>> {
         Ok(Ok(self
             .capabilities
-            .lattice
+            .backend
             .actor_config(&self.capabilities.actor_id)
             .remove(&key)))
     }
@@ -429,7 +428,7 @@ impl wit_config::Host for ActorState {
     ) -> wasmtime::Result<Result<Vec<(String, String)>, wit_config::Error>> {
         Ok(Ok(self
             .capabilities
-            .lattice
+            .backend
             .actor_config(&self.capabilities.actor_id)
             .into_iter()
             .collect()))
@@ -500,37 +499,29 @@ fn sql_error(error: sql::SqlError) -> wit_sql::Error {
     }
 }
 
-fn rpc_sql_error((kind, message): (RpcErrorKind, String)) -> wit_sql::Error {
-    match kind {
-        RpcErrorKind::Timeout => wit_sql::Error::Timeout(message),
-        RpcErrorKind::Denied => wit_sql::Error::Denied(message),
-        _ => wit_sql::Error::Connection(message),
+impl ActorState {
+    /// Calls a SQL operation over the `default` link; as
+    /// [`ActorState::kv`], the future borrows nothing from the store.
+    fn sql<O>(
+        &self,
+        request: O,
+    ) -> impl Future<Output = Result<O::Output, wit_sql::Error>> + Send + 'static
+    where
+        O: Operation<Contract = sql::SqlDb>,
+    {
+        let caps = self.capabilities.clone();
+        async move {
+            caps.call(trellis_protocol::DEFAULT_LINK_NAME, request)
+                .await
+                .map_err(sql_error)
+        }
     }
 }
 
-impl ActorState {
-    async fn sql<T: DeserializeOwned>(
-        &mut self,
-        operation: &str,
-        statement: String,
-        params: Vec<wit_sql::PgValue>,
-    ) -> Result<T, wit_sql::Error> {
-        let caps = self.capabilities.clone();
-        let link = caps
-            .authorize(SQLDB_CONTRACT, trellis_protocol::DEFAULT_LINK_NAME)
-            .map_err(wit_sql::Error::Denied)?;
-        let request = SqlRequest {
-            statement,
-            params: params.into_iter().map(to_wire).collect(),
-        };
-        match caps
-            .call::<_, Result<T, sql::SqlError>>(&link, operation, &request)
-            .await
-        {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(sql_error(e)),
-            Err(e) => Err(rpc_sql_error(e)),
-        }
+fn sql_request(statement: String, params: Vec<wit_sql::PgValue>) -> SqlRequest {
+    SqlRequest {
+        statement,
+        params: params.into_iter().map(to_wire).collect(),
     }
 }
 
@@ -541,7 +532,7 @@ impl bindings::trellis::sqldb::query::Host for ActorState {
         params: Vec<wit_sql::PgValue>,
     ) -> wasmtime::Result<Result<wit_sql::QueryResult, wit_sql::Error>> {
         Ok(self
-            .sql::<sql::SqlRows>(sql::QUERY_OPERATION, statement, params)
+            .sql(sql::Query(sql_request(statement, params)))
             .await
             .map(|rows| wit_sql::QueryResult {
                 columns: rows
@@ -565,9 +556,7 @@ impl bindings::trellis::sqldb::query::Host for ActorState {
         statement: String,
         params: Vec<wit_sql::PgValue>,
     ) -> wasmtime::Result<Result<u64, wit_sql::Error>> {
-        Ok(self
-            .sql::<u64>(sql::EXECUTE_OPERATION, statement, params)
-            .await)
+        Ok(self.sql(sql::Execute(sql_request(statement, params))).await)
     }
 }
 

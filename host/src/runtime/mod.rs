@@ -4,6 +4,7 @@
 
 pub mod capabilities;
 mod log_stream;
+pub mod memory;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,7 @@ use trellis_protocol::contracts::http::HttpResponse;
 
 use crate::config::RuntimeLimits;
 use crate::error::{Error, ErrorKind, Result};
-pub use capabilities::CapabilityContext;
+pub use capabilities::{Capabilities, CapabilityContext};
 use log_stream::{LogStream, Stream};
 
 /// The state of one actor instance's store.

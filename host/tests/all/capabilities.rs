@@ -7,11 +7,9 @@ use futures::StreamExt as _;
 use trellis_claims::invocation::{InvocationVerifier, VerifierSettings};
 use trellis_claims::keys::{KeyKind, generate};
 use trellis_host::HostConfig;
-use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse};
-use trellis_protocol::{
-    ContractId, DecodeLimits, Invocation, InvocationResponse, LinkDefinition, decode_msgpack,
-    encode_msgpack,
-};
+use trellis_protocol::contracts::keyvalue::{self as kv, KvError};
+use trellis_protocol::contracts::{self, Operation as _};
+use trellis_protocol::{ContractId, DecodeLimits, Invocation, InvocationResponse, LinkDefinition};
 
 use crate::{TestLattice, body, example, no_annotations};
 
@@ -41,21 +39,28 @@ fn spawn_counter_provider(
                     e.to_string(),
                 ),
                 Ok(_) => {
-                    let request: KvRequest =
-                        decode_msgpack(&invocation.payload, &DecodeLimits::default()).unwrap();
-                    let answer = match request {
-                        KvRequest::Increment { key, delta, .. } => {
+                    let answer: contracts::Answer<kv::Increment> =
+                        if invocation.operation == kv::Increment::NAME {
+                            let request: kv::Increment = contracts::decode_request(
+                                &invocation.payload,
+                                &DecodeLimits::default(),
+                            )
+                            .unwrap();
                             let n = counters
-                                .entry(format!("{}/{key}", invocation.origin.id))
+                                .entry(format!("{}/{}", invocation.origin.id, request.key))
                                 .or_default();
-                            *n += delta;
-                            KvResponse::Number { value: *n }
-                        }
-                        other => KvResponse::Error {
-                            message: format!("unexpected {other:?}"),
-                        },
-                    };
-                    InvocationResponse::ok(invocation.id, encode_msgpack(&answer).unwrap())
+                            *n += request.delta;
+                            Ok(*n)
+                        } else {
+                            Err(KvError::other(format!(
+                                "unexpected {}",
+                                invocation.operation
+                            )))
+                        };
+                    InvocationResponse::ok(
+                        invocation.id,
+                        contracts::encode_answer::<kv::Increment>(&answer).unwrap(),
+                    )
                 }
             };
             nats.publish(message.reply.unwrap(), response.encode().unwrap().into())

@@ -10,7 +10,7 @@ use crate::{TestLattice, body, example, no_annotations};
 
 /// A component exporting `wasi:http/incoming-handler` whose `handle` runs
 /// `body` (core wasm instructions) in a module with `memory_pages` of memory.
-fn handler_component(memory_pages: u32, body: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn handler_component(memory_pages: u32, body: &str, extra: &str) -> Vec<u8> {
     wat::parse_str(format!(
         r#"(component
             (import "wasi:http/types@0.2.12" (instance $types

@@ -15,6 +15,7 @@ mod control;
 mod denials;
 mod limits;
 mod nats_restart;
+mod standalone;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -138,6 +138,19 @@ impl Invocation {
     }
 }
 
+/// Where an invocation goes: its subject, and the origin and target it
+/// names. Built by [`crate::Lattice::route_to_provider`] and
+/// [`crate::Lattice::route_to_actor`], so no caller assembles entities by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The RPC subject, `trellis.rpc.{lattice}.{target}[.{link_name}]`.
+    pub subject: String,
+    /// Who calls.
+    pub origin: Entity,
+    /// Who is called.
+    pub target: Entity,
+}
+
 /// Kinds of failure an [`InvocationResponse`] can report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +182,56 @@ pub struct RpcError {
     /// What went wrong, for people.
     pub message: String,
 }
+
+impl RpcErrorKind {
+    /// The wire name, e.g. `denied`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RpcErrorKind::Denied => "denied",
+            RpcErrorKind::NotFound => "not_found",
+            RpcErrorKind::Timeout => "timeout",
+            RpcErrorKind::BadRequest => "bad_request",
+            RpcErrorKind::TooLarge => "too_large",
+            RpcErrorKind::Failed => "failed",
+            RpcErrorKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for RpcErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl RpcError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: RpcErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The kind to answer for a message that does not decode:
+    /// [`RpcErrorKind::TooLarge`] for one over the size limit,
+    /// [`RpcErrorKind::BadRequest`] otherwise.
+    pub fn decode_kind(error: &crate::DecodeError) -> RpcErrorKind {
+        if matches!(error, crate::DecodeError::TooLarge { .. }) {
+            RpcErrorKind::TooLarge
+        } else {
+            RpcErrorKind::BadRequest
+        }
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for RpcError {}
 
 /// The answer to an [`Invocation`], sent to its NATS reply subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

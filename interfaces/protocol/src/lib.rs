@@ -51,8 +51,8 @@ pub use ctl::CtlReply;
 pub use event::{CloudEvent, EventType};
 pub use host::{ActorDescription, Heartbeat, HostInventory, ProviderDescription};
 pub use invocation::{
-    Entity, EntityKind, Invocation, InvocationResponse, PROTOCOL_VERSION, RpcError, RpcErrorKind,
-    TraceContext,
+    Entity, EntityKind, Invocation, InvocationResponse, PROTOCOL_VERSION, Route, RpcError,
+    RpcErrorKind, TraceContext,
 };
 pub use link::{ContractId, DEFAULT_LINK_NAME, InvalidContractId, LinkDefinition};
 pub use subject::Lattice;

@@ -142,6 +142,80 @@ pub fn validate_token(kind: TokenKind, value: &str) -> Result<(), SubjectError> 
 pub struct Lattice(String);
 
 impl Lattice {
+    /// The route of an invocation by an actor of the provider that `link`
+    /// binds it to: subject `trellis.rpc.{lattice}.{provider_id}.{link_name}`,
+    /// origin the actor and target the provider, both naming the link's
+    /// contract and link name.
+    ///
+    /// # Errors
+    ///
+    /// [`SubjectError`] if the provider id or link name is not a valid token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::{ContractId, EntityKind, Lattice, LinkDefinition};
+    ///
+    /// let link = LinkDefinition::new("MACTOR", ContractId::new("wasi:keyvalue").unwrap(), "cache", "VREDIS");
+    /// let route = Lattice::new("default").unwrap().route_to_provider(&link).unwrap();
+    /// assert_eq!(route.subject, "trellis.rpc.default.VREDIS.cache");
+    /// assert_eq!((route.origin.kind, route.origin.id.as_str()), (EntityKind::Actor, "MACTOR"));
+    /// assert_eq!(route.target.link_name.as_deref(), Some("cache"));
+    /// ```
+    pub fn route_to_provider(
+        &self,
+        link: &crate::LinkDefinition,
+    ) -> Result<crate::Route, SubjectError> {
+        let contract = Some(link.contract_id.to_string());
+        let link_name = Some(link.link_name.clone());
+        Ok(crate::Route {
+            subject: self.rpc(&link.provider_id, Some(&link.link_name))?,
+            origin: crate::Entity {
+                kind: crate::EntityKind::Actor,
+                id: link.actor_id.clone(),
+                contract_id: contract.clone(),
+                link_name: link_name.clone(),
+            },
+            target: crate::Entity {
+                kind: crate::EntityKind::Provider,
+                id: link.provider_id.clone(),
+                contract_id: contract,
+                link_name,
+            },
+        })
+    }
+
+    /// The route of an invocation of actor `actor_id` by provider
+    /// `provider_id` over its link `link_name` of `contract_id`: subject
+    /// `trellis.rpc.{lattice}.{actor_id}`.
+    ///
+    /// # Errors
+    ///
+    /// [`SubjectError`] if the actor id is not a valid token.
+    pub fn route_to_actor(
+        &self,
+        provider_id: &str,
+        contract_id: &str,
+        link_name: &str,
+        actor_id: &str,
+    ) -> Result<crate::Route, SubjectError> {
+        Ok(crate::Route {
+            subject: self.rpc(actor_id, None)?,
+            origin: crate::Entity {
+                kind: crate::EntityKind::Provider,
+                id: provider_id.to_owned(),
+                contract_id: Some(contract_id.to_owned()),
+                link_name: Some(link_name.to_owned()),
+            },
+            target: crate::Entity {
+                kind: crate::EntityKind::Actor,
+                id: actor_id.to_owned(),
+                contract_id: None,
+                link_name: None,
+            },
+        })
+    }
+
     /// The lattice a host joins when none is configured.
     pub const DEFAULT: &'static str = "default";
 

@@ -63,7 +63,6 @@
 //! forwarded either way, and the response's `Content-Length` is set from
 //! its body.
 
-mod invoke;
 mod routes;
 mod server;
 pub mod settings;
@@ -74,16 +73,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use trellis_protocol::{LinkDefinition, RpcErrorKind};
-use trellis_provider_sdk::{CallError, HealthCheck, Provider, ProviderContext, ProviderInvocation};
+use trellis_protocol::LinkDefinition;
+use trellis_protocol::contracts::Contract as _;
+use trellis_provider_sdk::{HealthCheck, Provider, ProviderContext};
 
-pub use invoke::CONTRACT_ID;
 pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, LISTEN_BACKLOG};
 pub use settings::Settings;
 pub use trellis_protocol::contracts::http::HANDLE_OPERATION;
 
-use invoke::Invoker;
 use routes::{LinkKey, Route, link_key};
+
+/// The contract this provider serves: it calls actors' `wasi:http` handler.
+pub const CONTRACT_ID: &str = trellis_protocol::contracts::http::Http::ID;
 use server::Listener;
 
 /// Runs the provider process: reads host data from stdin and serves.
@@ -93,7 +94,7 @@ pub fn run() -> std::process::ExitCode {
 
 /// The `wasi:http` server provider.
 pub struct HttpServerProvider {
-    invoker: Arc<Invoker>,
+    ctx: Arc<ProviderContext>,
     state: Mutex<State>,
 }
 
@@ -112,43 +113,41 @@ impl HttpServerProvider {
     /// A provider invoking actors over `ctx`'s NATS client, with no links yet.
     pub fn new(ctx: Arc<ProviderContext>) -> Self {
         Self {
-            invoker: Arc::new(Invoker::new(ctx)),
+            ctx,
             state: Mutex::new(State::default()),
         }
     }
 }
 
 impl Provider for HttpServerProvider {
-    async fn handle(&self, invocation: ProviderInvocation) -> Result<Vec<u8>, CallError> {
-        Err((
-            RpcErrorKind::NotFound,
-            format!(
-                "the http-server provider serves no operations (asked for {})",
-                invocation.operation
-            ),
-        ))
-    }
+    /// The route a link is served by.
+    type Link = Arc<Route>;
 
-    async fn put_link(&self, link: &LinkDefinition) -> Result<(), String> {
-        let key = link_key(link);
-        let mut state = self.state.lock().await;
-        let settings = match Settings::from_config(&link.config) {
-            Ok(s) => s,
-            Err(e) => {
-                state.remove(&key).await;
-                return Err(e);
-            }
-        };
+    async fn bind(&self, link: &LinkDefinition) -> Result<Arc<Route>, String> {
+        let settings = Settings::from_config(&link.config)?;
         let route = Arc::new(Route {
-            key,
+            key: link_key(link),
             actor_id: link.actor_id.clone(),
             settings,
         });
-        state.put(route, &self.invoker).await
+        self.state
+            .lock()
+            .await
+            .put(route.clone(), &self.ctx)
+            .await?;
+        Ok(route)
     }
 
-    async fn delete_link(&self, link: &LinkDefinition) {
-        self.state.lock().await.remove(&link_key(link)).await;
+    async fn unbind(&self, link: &LinkDefinition, bound: Option<Arc<Arc<Route>>>) {
+        let mut state = self.state.lock().await;
+        match bound {
+            // Only while it is still the route served for its link: a
+            // replacement has already taken its place otherwise.
+            Some(route) => state.remove_route(&route).await,
+            None => {
+                state.bind_failures.remove(&link_key(link));
+            }
+        }
     }
 
     async fn health(&self) -> HealthCheck {
@@ -200,7 +199,7 @@ async fn wait_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
 impl State {
     /// Serves `route` on its address, replacing any previous version of
     /// its link.
-    async fn put(&mut self, route: Arc<Route>, invoker: &Arc<Invoker>) -> Result<(), String> {
+    async fn put(&mut self, route: Arc<Route>, ctx: &Arc<ProviderContext>) -> Result<(), String> {
         let address = route.settings.address;
         let conflict = self.listeners.get(&address).and_then(|l| {
             l.shared
@@ -230,7 +229,7 @@ impl State {
                 None
             }
             Entry::Vacant(vacant) => {
-                match Listener::bind(address, invoker.clone(), vec![route.clone()]) {
+                match Listener::bind(address, ctx.clone(), vec![route.clone()]) {
                     Ok(listener) => {
                         vacant.insert(listener);
                         None
@@ -264,6 +263,24 @@ impl State {
             self.close_if_unused(previous).await;
         }
         Ok(())
+    }
+
+    /// Stops serving `route` if it is still the one served for its link.
+    async fn remove_route(&mut self, route: &Arc<Route>) {
+        let current = self
+            .links
+            .get(&route.key)
+            .and_then(|address| self.listeners.get(address))
+            .is_some_and(|l| {
+                l.shared
+                    .routes()
+                    .routes()
+                    .iter()
+                    .any(|r| Arc::ptr_eq(r, route))
+            });
+        if current {
+            self.remove(&route.key).await;
+        }
     }
 
     /// Stops serving link `key`, closing its listener if it was the last.

@@ -21,9 +21,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use trellis_protocol::contracts::http::{HttpRequest, HttpResponse};
-use trellis_protocol::{DecodeLimits, RpcErrorKind, decode_msgpack, encode_msgpack};
+use trellis_protocol::contracts::{self, Operation as _};
+use trellis_protocol::{DecodeLimits, RpcErrorKind};
+use trellis_provider_sdk::{InvokeErrorKind, ProviderContext};
 
-use crate::invoke::{InvokeError, Invoker};
 use crate::routes::{Route, RouteTable};
 use crate::settings::normalize_host;
 
@@ -55,7 +56,7 @@ const HOP_BY_HOP: [&str; 8] = [
 pub struct Shared {
     address: SocketAddr,
     routes: RwLock<Arc<RouteTable>>,
-    invoker: Arc<Invoker>,
+    ctx: Arc<ProviderContext>,
 }
 
 impl Shared {
@@ -90,7 +91,7 @@ impl Shared {
 
 /// One listening socket and the task accepting on it.
 pub struct Listener {
-    /// Its routes and invoker.
+    /// Its routes and the provider's lattice connection.
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     closed: oneshot::Receiver<()>,
@@ -105,7 +106,7 @@ impl Listener {
     /// The socket error, e.g. when the address is in use.
     pub fn bind(
         address: SocketAddr,
-        invoker: Arc<Invoker>,
+        ctx: Arc<ProviderContext>,
         routes: Vec<Arc<Route>>,
     ) -> io::Result<Self> {
         let socket = if address.is_ipv4() {
@@ -119,7 +120,7 @@ impl Listener {
         let shared = Arc::new(Shared {
             address: listener.local_addr().unwrap_or(address),
             routes: RwLock::new(Arc::new(RouteTable::new(routes))),
-            invoker,
+            ctx,
         });
         let (stop, stop_rx) = watch::channel(false);
         let (closed_tx, closed) = oneshot::channel();
@@ -287,7 +288,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         headers,
         body: body.into(),
     };
-    let payload = match encode_msgpack(&http_request) {
+    let payload = match contracts::encode_request(&http_request) {
         Ok(p) => p,
         Err(e) => {
             return error(
@@ -296,29 +297,60 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             );
         }
     };
+    let lattice_route = match shared
+        .ctx
+        .route_to_actor(crate::CONTRACT_ID, &route.actor_id)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(actor = route.actor_id, "cannot route to the actor: {e}");
+            return error(StatusCode::BAD_GATEWAY, "the link names an invalid actor");
+        }
+    };
     let answer = shared
-        .invoker
-        .invoke(&route.actor_id, payload, settings.timeout)
+        .ctx
+        .rpc()
+        .invoke(&lattice_route, HttpRequest::NAME, payload, settings.timeout)
         .await;
+    let head = parts.method == Method::HEAD;
     match answer {
-        Ok(payload) => match to_response(&payload, parts.method == Method::HEAD) {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::warn!(actor = route.actor_id, "invalid answer from the actor: {e}");
-                error(
-                    StatusCode::BAD_GATEWAY,
-                    "the actor gave an invalid response",
-                )
-            }
+        Ok(payload) => match contracts::decode_answer::<HttpRequest>(&payload, &answer_limits()) {
+            Ok(Ok(answer)) => match to_response(answer, head) {
+                Ok(response) => response,
+                Err(e) => invalid_answer(route, &e),
+            },
+            Ok(Err(failure)) => call_error(route, failure.kind, &failure.message),
+            Err(e) => invalid_answer(route, &e.message),
         },
-        Err(InvokeError::TooLarge { size, max }) => error(
+        Err(e) if e.kind() == InvokeErrorKind::RequestTooLarge => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
-                "the request of {size} bytes exceeds the lattice's message limit of {max} bytes"
+                "the request exceeds the lattice's message limit: {}",
+                e.detail()
             ),
         ),
-        Err(InvokeError::Call((kind, message))) => call_error(route, kind, &message),
+        Err(e) => call_error(route, e.rpc_kind(), &e.detail()),
     }
+}
+
+/// Limits for decoding an actor's answer: whatever the server carried.
+fn answer_limits() -> DecodeLimits {
+    DecodeLimits {
+        max_message_bytes: usize::MAX,
+        ..DecodeLimits::default()
+    }
+}
+
+/// The response to an answer that is not a valid HTTP response.
+fn invalid_answer(route: &Route, message: &str) -> Response<Full<Bytes>> {
+    tracing::warn!(
+        actor = route.actor_id,
+        "invalid answer from the actor: {message}"
+    );
+    error(
+        StatusCode::BAD_GATEWAY,
+        "the actor gave an invalid response",
+    )
 }
 
 /// The response to a failed invocation.
@@ -366,9 +398,7 @@ fn call_error(route: &Route, kind: RpcErrorKind, message: &str) -> Response<Full
 
 /// Converts the actor's answer. Hop-by-hop headers are dropped, and so is
 /// Content-Length (except for `HEAD`): the server sets it from the body.
-fn to_response(payload: &[u8], head: bool) -> Result<Response<Full<Bytes>>, String> {
-    let answer: HttpResponse =
-        decode_msgpack(payload, &DecodeLimits::default()).map_err(|e| e.to_string())?;
+fn to_response(answer: HttpResponse, head: bool) -> Result<Response<Full<Bytes>>, String> {
     let status = StatusCode::from_u16(answer.status).map_err(|e| e.to_string())?;
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = status;
@@ -406,16 +436,15 @@ mod tests {
 
     use super::*;
 
-    fn encoded(status: u16, headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
-        encode_msgpack(&HttpResponse {
+    fn encoded(status: u16, headers: &[(&str, &[u8])], body: &[u8]) -> HttpResponse {
+        HttpResponse {
             status,
             headers: headers
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), ByteBuf::from(v.to_vec())))
                 .collect(),
             body: body.to_vec(),
-        })
-        .unwrap()
+        }
     }
 
     #[test]
@@ -430,7 +459,7 @@ mod tests {
             ],
             b"made",
         );
-        let response = to_response(&payload, false).unwrap();
+        let response = to_response(payload, false).unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         let values: Vec<_> = response.headers().get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
@@ -440,10 +469,10 @@ mod tests {
 
     #[test]
     fn an_invalid_answer_is_an_error() {
-        assert!(to_response(&encoded(1000, &[], b""), false).is_err());
-        assert!(to_response(&encoded(200, &[("bad name", b"x")], b""), false).is_err());
-        assert!(to_response(&encoded(200, &[("x", b"a\nb")], b""), false).is_err());
-        assert!(to_response(b"\xc1", false).is_err());
+        assert!(to_response(encoded(1000, &[], b""), false).is_err());
+        assert!(to_response(encoded(200, &[("bad name", b"x")], b""), false).is_err());
+        assert!(to_response(encoded(200, &[("x", b"a\nb")], b""), false).is_err());
+        assert!(contracts::decode_answer::<HttpRequest>(b"\xc1", &answer_limits()).is_err());
     }
 
     #[test]

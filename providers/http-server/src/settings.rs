@@ -83,18 +83,14 @@ impl Settings {
                 format!("{PATH_PREFIX_KEY} {prefix:?} must start with / and hold no query")
             })?;
         }
-        if let Some(max) = value(MAX_BODY_BYTES_KEY) {
-            settings.max_body_bytes = max.parse().map_err(|_| {
-                format!("{MAX_BODY_BYTES_KEY} {max:?} is not a whole number of bytes")
-            })?;
-        }
-        if let Some(ms) = value(TIMEOUT_MS_KEY) {
-            let ms: u64 =
-                ms.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-                    format!("{TIMEOUT_MS_KEY} {ms:?} is not a positive number of ms")
-                })?;
-            settings.timeout = Duration::from_millis(ms);
-        }
+        let number = |key: &str, default: u64, min: u64| {
+            trellis_provider_sdk::parse_number(config, key, default, min..=u64::MAX)
+                .map_err(|e| e.to_string())
+        };
+        let max_body = number(MAX_BODY_BYTES_KEY, settings.max_body_bytes as u64, 0)?;
+        settings.max_body_bytes = usize::try_from(max_body).unwrap_or(usize::MAX);
+        let timeout_ms = number(TIMEOUT_MS_KEY, settings.timeout.as_millis() as u64, 1)?;
+        settings.timeout = Duration::from_millis(timeout_ms);
         Ok(settings)
     }
 }

@@ -19,13 +19,14 @@
 //!
 //! # Errors
 //!
-//! Every failure is answered as `KvResponse::Error` with a message
+//! Every failure is answered as `KvError::Other` with a message
 //! (`keyvalue-nats: …`): an unreachable JetStream, a timeout, a value that
-//! is not a number for `increment`. An actor without a link gets a `denied`
-//! invocation error.
+//! is not a number for `increment`. An actor without a link (or with a link
+//! whose configuration is invalid) is denied: it sees `access-denied`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -33,17 +34,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::TryStreamExt as _;
 use serde_bytes::ByteBuf;
 use tokio::sync::Mutex;
-use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse, OPERATION};
+use trellis_protocol::contracts::Answer;
+use trellis_protocol::contracts::keyvalue::{self as kv, KeyPage, KvError};
 use trellis_protocol::subject::{TokenKind, validate_token};
-use trellis_protocol::{
-    DecodeLimits, LinkDefinition, RpcErrorKind, decode_msgpack, encode_msgpack,
-};
-use trellis_provider_sdk::{CallError, HealthCheck, Provider, ProviderContext, ProviderInvocation};
+use trellis_protocol::{LinkDefinition, RpcError};
+use trellis_provider_sdk::{Call, HealthCheck, Provider, ProviderContext, parse_number};
 
 /// Bucket used when a link names none.
 pub const DEFAULT_BUCKET: &str = "trellis_keyvalue";
 /// Per-call timeout when a link sets none, in ms.
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+/// Largest `timeout_ms` accepted (10 minutes).
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
 /// Keys per `list-keys` page.
 pub const LIST_PAGE_SIZE: usize = 1_000;
 /// Compare-and-set attempts of one `increment` before it gives up.
@@ -80,12 +82,13 @@ impl LinkSettings {
             .get("prefix")
             .cloned()
             .unwrap_or_else(|| link.actor_id.clone());
-        let timeout_ms = match link.config.get("timeout_ms") {
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| format!("timeout_ms {v:?} is not a number of ms"))?,
-            None => DEFAULT_TIMEOUT_MS,
-        };
+        let timeout_ms = parse_number(
+            &link.config,
+            "timeout_ms",
+            DEFAULT_TIMEOUT_MS,
+            1..=MAX_TIMEOUT_MS,
+        )
+        .map_err(|e| e.to_string())?;
         let token_ok = |s: &str| validate_token(TokenKind::LinkName, s).is_ok();
         if !token_ok(&bucket) {
             return Err(format!(
@@ -108,15 +111,14 @@ impl LinkSettings {
 /// The provider.
 pub struct KeyvalueNats {
     nats: async_nats::Client,
-    links: RwLock<HashMap<(String, String), LinkSettings>>,
     buckets: Mutex<HashMap<String, async_nats::jetstream::kv::Store>>,
 }
 
-fn fail(message: impl std::fmt::Display) -> KvResponse {
-    KvResponse::Error {
-        message: format!("keyvalue-nats: {message}"),
-    }
+fn fail(message: impl std::fmt::Display) -> KvError {
+    KvError::other(format!("keyvalue-nats: {message}"))
 }
+
+type Store = async_nats::jetstream::kv::Store;
 
 fn encode_key(prefix: &str, key: &str) -> String {
     format!("{prefix}.{}", URL_SAFE_NO_PAD.encode(key))
@@ -132,7 +134,6 @@ impl KeyvalueNats {
     pub fn new(nats: async_nats::Client) -> Self {
         Self {
             nats,
-            links: RwLock::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -154,117 +155,134 @@ impl KeyvalueNats {
         Ok(store)
     }
 
-    /// Runs one request for a link with `settings`.
-    pub async fn execute(&self, settings: &LinkSettings, request: KvRequest) -> KvResponse {
-        let store = match self.bucket(&settings.bucket, settings.timeout).await {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        match tokio::time::timeout(
-            settings.timeout,
-            self.run(&store, &settings.prefix, request),
-        )
-        .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(message)) => fail(message),
-            Err(_) => fail(format!("timed out after {:?}", settings.timeout)),
+    /// Runs `call` on the bucket of the link with `settings`, within the
+    /// link's timeout, turning failures into `keyvalue-nats: …` errors.
+    async fn run<T, F, Fut>(&self, settings: &LinkSettings, call: F) -> Result<T, KvError>
+    where
+        F: FnOnce(Store, String) -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let store = self
+            .bucket(&settings.bucket, settings.timeout)
+            .await
+            .map_err(fail)?;
+        match tokio::time::timeout(settings.timeout, call(store, settings.prefix.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(fail(message)),
+            Err(_) => Err(fail(format!("timed out after {:?}", settings.timeout))),
         }
     }
+}
 
-    async fn run(
-        &self,
-        store: &async_nats::jetstream::kv::Store,
-        prefix: &str,
-        request: KvRequest,
-    ) -> Result<KvResponse, String> {
-        let e = |e: &dyn std::fmt::Display| e.to_string();
-        Ok(match request {
-            KvRequest::Get { key, .. } => {
-                let value = store
-                    .get(encode_key(prefix, &key))
-                    .await
-                    .map_err(|x| e(&x))?;
-                KvResponse::Value {
-                    value: value.map(|b| ByteBuf::from(b.to_vec())),
-                }
-            }
-            KvRequest::Set { key, value, .. } => {
-                store
-                    .put(encode_key(prefix, &key), value.into_vec().into())
-                    .await
-                    .map_err(|x| e(&x))?;
-                KvResponse::Done
-            }
-            KvRequest::Delete { key, .. } => {
-                store
-                    .purge(encode_key(prefix, &key))
-                    .await
-                    .map_err(|x| e(&x))?;
-                KvResponse::Done
-            }
-            KvRequest::Exists { key, .. } => {
-                let value = store
-                    .get(encode_key(prefix, &key))
-                    .await
-                    .map_err(|x| e(&x))?;
-                KvResponse::Exists {
-                    exists: value.is_some(),
-                }
-            }
-            KvRequest::ListKeys { cursor, .. } => {
-                let mut keys: Vec<String> = store
-                    .keys()
-                    .await
-                    .map_err(|x| e(&x))?
-                    .try_filter_map(|k| futures::future::ready(Ok(decode_key(prefix, &k))))
-                    .try_collect()
-                    .await
-                    .map_err(|x| e(&x))?;
-                keys.sort();
-                let start = usize::try_from(cursor.unwrap_or(0))
-                    .unwrap_or(usize::MAX)
-                    .min(keys.len());
-                let end = (start + LIST_PAGE_SIZE).min(keys.len());
-                let next = (end < keys.len()).then_some(end as u64);
-                KvResponse::Keys {
-                    keys: keys[start..end].to_vec(),
-                    cursor: next,
-                }
-            }
-            KvRequest::Increment { key, delta, .. } => KvResponse::Number {
-                value: increment(store, &encode_key(prefix, &key), delta).await?,
-            },
-            KvRequest::GetMany { keys, .. } => {
-                let mut values = Vec::with_capacity(keys.len());
-                for key in keys {
-                    let value = store
-                        .get(encode_key(prefix, &key))
-                        .await
-                        .map_err(|x| e(&x))?;
-                    values.push((key, value.map(|b| ByteBuf::from(b.to_vec()))));
-                }
-                KvResponse::Values { values }
-            }
-            KvRequest::SetMany { entries, .. } => {
-                for (key, value) in entries {
-                    store
-                        .put(encode_key(prefix, &key), value.into_vec().into())
-                        .await
-                        .map_err(|x| e(&x))?;
-                }
-                KvResponse::Done
-            }
-            KvRequest::DeleteMany { keys, .. } => {
-                for key in keys {
-                    store
-                        .purge(encode_key(prefix, &key))
-                        .await
-                        .map_err(|x| e(&x))?;
-                }
-                KvResponse::Done
-            }
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+async fn get(store: &Store, prefix: &str, key: &str) -> Result<Option<ByteBuf>, String> {
+    let value = store.get(encode_key(prefix, key)).await.map_err(text)?;
+    Ok(value.map(|b| ByteBuf::from(b.to_vec())))
+}
+
+async fn put(store: &Store, prefix: &str, key: &str, value: ByteBuf) -> Result<(), String> {
+    store
+        .put(encode_key(prefix, key), value.into_vec().into())
+        .await
+        .map_err(text)?;
+    Ok(())
+}
+
+async fn purge(store: &Store, prefix: &str, key: &str) -> Result<(), String> {
+    store.purge(encode_key(prefix, key)).await.map_err(text)
+}
+
+impl kv::Handler for KeyvalueNats {
+    type Link = LinkSettings;
+
+    async fn get(&self, link: &LinkSettings, r: kv::Get) -> Answer<kv::Get> {
+        self.run(link, |s, p| async move { get(&s, &p, &r.key).await })
+            .await
+    }
+
+    async fn set(&self, link: &LinkSettings, r: kv::Set) -> Answer<kv::Set> {
+        self.run(
+            link,
+            |s, p| async move { put(&s, &p, &r.key, r.value).await },
+        )
+        .await
+    }
+
+    async fn delete(&self, link: &LinkSettings, r: kv::Delete) -> Answer<kv::Delete> {
+        self.run(link, |s, p| async move { purge(&s, &p, &r.key).await })
+            .await
+    }
+
+    async fn exists(&self, link: &LinkSettings, r: kv::Exists) -> Answer<kv::Exists> {
+        self.run(link, |s, p| async move {
+            Ok(get(&s, &p, &r.key).await?.is_some())
         })
+        .await
+    }
+
+    async fn list_keys(&self, link: &LinkSettings, r: kv::ListKeys) -> Answer<kv::ListKeys> {
+        self.run(link, |store, prefix| async move {
+            let mut keys: Vec<String> = store
+                .keys()
+                .await
+                .map_err(text)?
+                .try_filter_map(|k| futures::future::ready(Ok(decode_key(&prefix, &k))))
+                .try_collect()
+                .await
+                .map_err(text)?;
+            keys.sort();
+            let start = usize::try_from(r.cursor.unwrap_or(0))
+                .unwrap_or(usize::MAX)
+                .min(keys.len());
+            let end = start.saturating_add(LIST_PAGE_SIZE).min(keys.len());
+            Ok(KeyPage {
+                keys: keys[start..end].to_vec(),
+                cursor: (end < keys.len()).then_some(end as u64),
+            })
+        })
+        .await
+    }
+
+    async fn increment(&self, link: &LinkSettings, r: kv::Increment) -> Answer<kv::Increment> {
+        self.run(link, |s, p| async move {
+            increment(&s, &encode_key(&p, &r.key), r.delta).await
+        })
+        .await
+    }
+
+    async fn get_many(&self, link: &LinkSettings, r: kv::GetMany) -> Answer<kv::GetMany> {
+        self.run(link, |s, p| async move {
+            let mut values = Vec::with_capacity(r.keys.len());
+            for key in r.keys {
+                let value = get(&s, &p, &key).await?;
+                values.push((key, value));
+            }
+            Ok(values)
+        })
+        .await
+    }
+
+    async fn set_many(&self, link: &LinkSettings, r: kv::SetMany) -> Answer<kv::SetMany> {
+        self.run(link, |s, p| async move {
+            for (key, value) in r.entries {
+                put(&s, &p, &key, value).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_many(&self, link: &LinkSettings, r: kv::DeleteMany) -> Answer<kv::DeleteMany> {
+        self.run(link, |s, p| async move {
+            for key in r.keys {
+                purge(&s, &p, &key).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -306,50 +324,14 @@ async fn increment(
 }
 
 impl Provider for KeyvalueNats {
-    async fn handle(&self, invocation: ProviderInvocation) -> Result<Vec<u8>, CallError> {
-        if invocation.operation != OPERATION {
-            return Err((
-                RpcErrorKind::NotFound,
-                format!("unknown operation {}", invocation.operation),
-            ));
-        }
-        let link_name = invocation
-            .origin
-            .link_name
-            .clone()
-            .unwrap_or_else(|| trellis_protocol::DEFAULT_LINK_NAME.to_owned());
-        let settings = self
-            .links
-            .read()
-            .ok()
-            .and_then(|l| {
-                l.get(&(invocation.origin.id.clone(), link_name.clone()))
-                    .cloned()
-            })
-            .ok_or_else(|| {
-                (
-                    RpcErrorKind::Denied,
-                    format!("no link from {} on {link_name}", invocation.origin.id),
-                )
-            })?;
-        let request: KvRequest = decode_msgpack(&invocation.payload, &DecodeLimits::default())
-            .map_err(|e| (RpcErrorKind::BadRequest, e.to_string()))?;
-        let response = self.execute(&settings, request).await;
-        encode_msgpack(&response).map_err(|e| (RpcErrorKind::Failed, e.to_string()))
+    type Link = LinkSettings;
+
+    async fn bind(&self, link: &LinkDefinition) -> Result<LinkSettings, String> {
+        LinkSettings::from_link(link)
     }
 
-    async fn put_link(&self, link: &LinkDefinition) -> Result<(), String> {
-        let settings = LinkSettings::from_link(link)?;
-        if let Ok(mut links) = self.links.write() {
-            links.insert((link.actor_id.clone(), link.link_name.clone()), settings);
-        }
-        Ok(())
-    }
-
-    async fn delete_link(&self, link: &LinkDefinition) {
-        if let Ok(mut links) = self.links.write() {
-            links.remove(&(link.actor_id.clone(), link.link_name.clone()));
-        }
+    async fn dispatch(&self, call: Call<'_, LinkSettings>) -> Result<Vec<u8>, RpcError> {
+        kv::dispatch(self, call.link, call.operation, call.payload, call.limits).await
     }
 
     async fn health(&self) -> HealthCheck {

@@ -1,10 +1,11 @@
 //! Trellis capability provider: `wasi:keyvalue` (store, atomics and batch)
 //! on Redis.
 //!
-//! The provider serves the operation `wasi:keyvalue/store.call`: each
-//! invocation carries a msgpack [`KvRequest`] and is answered with a
-//! [`KvResponse`]. Which Redis, which keys and which timeout it uses is
-//! set per link, by the link definition's `config`.
+//! The provider implements the typed `wasi:keyvalue` contract
+//! ([`trellis_protocol::contracts::keyvalue::Handler`]); the provider SDK
+//! keeps its links, verifies invocations and dispatches them. Which Redis,
+//! which keys and which timeout a call uses is set per link, by the link
+//! definition's `config`.
 //!
 //! # Link configuration
 //!
@@ -42,23 +43,19 @@
 //!
 //! # Errors
 //!
-//! - An invocation from an actor with no link to this provider (under the
-//!   invocation's link name) is refused with an `RpcErrorKind::Denied`
-//!   invocation error (`no link …`); an operation other than
-//!   `wasi:keyvalue/store.call` gets `NotFound`, an undecodable payload
-//!   `BadRequest`.
-//! - Everything else is answered as [`KvResponse::Error`], whose message
-//!   starts with `keyvalue-redis:`:
+//! - A call from an actor with no link to this provider (under the
+//!   invocation's link name), or over a link whose configuration is invalid
+//!   (a malformed `url`, a `timeout_ms` that is not a number of ms from 1 to
+//!   600 000), is denied: the actor sees `access-denied`, and the refusal is
+//!   logged when the link is put.
+//! - Everything else is answered as `KvError::Other`, whose message starts
+//!   with `keyvalue-redis:`:
 //!   - `redis unavailable at {url}: …` when Redis cannot be reached or the
 //!     connection dropped (the next calls reconnect);
 //!   - `redis did not answer within {n} ms at {url}` when a call exceeds
 //!     `timeout_ms`;
 //!   - `redis error: …` for an error Redis reports, e.g. `increment` of a
 //!     value that is not an integer;
-//!   - `invalid link configuration: …` for every call through a link whose
-//!     configuration is invalid (a malformed `url`, a `timeout_ms` that is
-//!     not a number of ms); the link is also reported as refused in the
-//!     provider's log when it is put;
 //!   - `increment …` when the delta or the result does not fit (Redis
 //!     counts in signed 64-bit; the contract in unsigned);
 //!   - `too many keys to list …` beyond [`MAX_LISTED_KEYS`].
@@ -72,19 +69,19 @@
 //! each failing URL, when any does not answer.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_bytes::ByteBuf;
-use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse, OPERATION};
-use trellis_protocol::{
-    DEFAULT_LINK_NAME, DecodeLimits, LinkDefinition, RpcErrorKind, decode_msgpack, encode_msgpack,
-};
-use trellis_provider_sdk::{CallError, HealthCheck, Provider, ProviderInvocation};
+use trellis_protocol::contracts::keyvalue::{self as kv, KeyPage, KeyValue, KvError};
+use trellis_protocol::contracts::{Answer, Contract};
+use trellis_protocol::{LinkDefinition, RpcError};
+use trellis_provider_sdk::{Call, HealthCheck, Provider, parse_number};
 
 /// The contract this provider serves.
-pub const CONTRACT_ID: &str = "wasi:keyvalue";
+pub const CONTRACT_ID: &str = KeyValue::ID;
 /// Redis used when a link names none.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// Per-call timeout when a link sets none, in ms.
@@ -157,17 +154,13 @@ impl LinkSettings {
             .get("prefix")
             .cloned()
             .unwrap_or_else(|| default_prefix(&link.actor_id, &link.link_name));
-        let timeout_ms = match link.config.get("timeout_ms") {
-            None => DEFAULT_TIMEOUT_MS,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => ms,
-                _ => {
-                    return Err(format!(
-                        "timeout_ms {v:?} is not a whole number of ms from 1 to {MAX_TIMEOUT_MS}"
-                    ));
-                }
-            },
-        };
+        let timeout_ms = parse_number(
+            &link.config,
+            "timeout_ms",
+            DEFAULT_TIMEOUT_MS,
+            1..=MAX_TIMEOUT_MS,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             url,
             prefix,
@@ -230,14 +223,8 @@ impl From<redis::RedisError> for Failure {
     }
 }
 
-fn fail(message: impl std::fmt::Display) -> KvResponse {
-    KvResponse::Error {
-        message: format!("keyvalue-redis: {message}"),
-    }
-}
-
 /// A usable link: its settings and the connection to its Redis.
-struct Binding {
+pub struct Binding {
     settings: LinkSettings,
     /// `settings.url`, redacted.
     shown_url: String,
@@ -249,132 +236,33 @@ impl Binding {
         format!("{}{key}", self.settings.prefix)
     }
 
-    /// Runs `request`, bounded by the link's timeout; never fails, errors
-    /// are answered as [`KvResponse::Error`].
-    async fn execute(&self, request: KvRequest) -> KvResponse {
+    /// Runs `call` bounded by the link's timeout, turning failures into
+    /// `KvError::Other` messages that start with `keyvalue-redis:`.
+    async fn run<T>(&self, call: impl Future<Output = Result<T, Failure>>) -> Result<T, KvError> {
         let timeout = self.settings.timeout;
-        match tokio::time::timeout(timeout, self.run(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(Failure::Invalid(message))) => fail(message),
-            Ok(Err(Failure::Redis(e))) => fail(describe(&e, &self.shown_url)),
-            Err(_) => fail(format!(
+        let message = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(Failure::Invalid(message))) => message,
+            Ok(Err(Failure::Redis(e))) => describe(&e, &self.shown_url),
+            Err(_) => format!(
                 "redis did not answer within {} ms at {}",
                 timeout.as_millis(),
                 self.shown_url
-            )),
-        }
+            ),
+        };
+        Err(KvError::other(format!("keyvalue-redis: {message}")))
     }
 
-    async fn run(&self, request: KvRequest) -> Result<KvResponse, Failure> {
+    /// A command on this link's connection.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failure> {
         let mut c = self.connection.clone();
-        Ok(match request {
-            KvRequest::Get { key, .. } => {
-                let value: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(self.key(&key))
-                    .query_async(&mut c)
-                    .await?;
-                KvResponse::Value {
-                    value: value.map(ByteBuf::from),
-                }
-            }
-            KvRequest::Set { key, value, .. } => {
-                redis::cmd("SET")
-                    .arg(self.key(&key))
-                    .arg(value.as_slice())
-                    .exec_async(&mut c)
-                    .await?;
-                KvResponse::Done
-            }
-            KvRequest::Delete { key, .. } => {
-                redis::cmd("DEL")
-                    .arg(self.key(&key))
-                    .exec_async(&mut c)
-                    .await?;
-                KvResponse::Done
-            }
-            KvRequest::Exists { key, .. } => {
-                let count: u64 = redis::cmd("EXISTS")
-                    .arg(self.key(&key))
-                    .query_async(&mut c)
-                    .await?;
-                KvResponse::Exists { exists: count > 0 }
-            }
-            KvRequest::ListKeys { cursor, .. } => self.list_keys(&mut c, cursor).await?,
-            KvRequest::Increment { key, delta, .. } => {
-                let delta = i64::try_from(delta).map_err(|_| {
-                    Failure::Invalid(format!(
-                        "increment by {delta} is more than Redis counts ({})",
-                        i64::MAX
-                    ))
-                })?;
-                let value: i64 = redis::cmd("INCRBY")
-                    .arg(self.key(&key))
-                    .arg(delta)
-                    .query_async(&mut c)
-                    .await?;
-                let value = u64::try_from(value).map_err(|_| {
-                    Failure::Invalid(format!(
-                        "increment of {key:?} gave {value}, which is not an unsigned number"
-                    ))
-                })?;
-                KvResponse::Number { value }
-            }
-            KvRequest::GetMany { keys, .. } => {
-                if keys.is_empty() {
-                    return Ok(KvResponse::Values { values: vec![] });
-                }
-                let mut mget = redis::cmd("MGET");
-                for key in &keys {
-                    mget.arg(self.key(key));
-                }
-                let found: Vec<Option<Vec<u8>>> = mget.query_async(&mut c).await?;
-                if found.len() != keys.len() {
-                    return Err(Failure::Invalid(format!(
-                        "redis answered {} values to a get-many of {} keys",
-                        found.len(),
-                        keys.len()
-                    )));
-                }
-                KvResponse::Values {
-                    values: keys
-                        .into_iter()
-                        .zip(found)
-                        .map(|(k, v)| (k, v.map(ByteBuf::from)))
-                        .collect(),
-                }
-            }
-            KvRequest::SetMany { entries, .. } => {
-                if entries.is_empty() {
-                    return Ok(KvResponse::Done);
-                }
-                let mut mset = redis::cmd("MSET");
-                for (key, value) in &entries {
-                    mset.arg(self.key(key)).arg(value.as_slice());
-                }
-                mset.exec_async(&mut c).await?;
-                KvResponse::Done
-            }
-            KvRequest::DeleteMany { keys, .. } => {
-                if keys.is_empty() {
-                    return Ok(KvResponse::Done);
-                }
-                let mut del = redis::cmd("DEL");
-                for key in &keys {
-                    del.arg(self.key(key));
-                }
-                del.exec_async(&mut c).await?;
-                KvResponse::Done
-            }
-        })
+        Ok(cmd.query_async(&mut c).await?)
     }
 
     /// One page of the sorted listing of keys under the prefix, starting
     /// at index `cursor`.
-    async fn list_keys(
-        &self,
-        c: &mut ConnectionManager,
-        cursor: Option<u64>,
-    ) -> Result<KvResponse, Failure> {
+    async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, Failure> {
+        let c = &mut self.connection.clone();
         let prefix = self.settings.prefix.as_bytes();
         let pattern = format!("{}*", escape_glob(&self.settings.prefix));
         let mut keys: Vec<String> = Vec::new();
@@ -417,7 +305,7 @@ impl Binding {
         let next = (end < keys.len()).then_some(end as u64);
         keys.truncate(end);
         keys.drain(..start);
-        Ok(KvResponse::Keys { keys, cursor: next })
+        Ok(KeyPage { keys, cursor: next })
     }
 }
 
@@ -431,25 +319,19 @@ fn describe(e: &redis::RedisError, shown_url: &str) -> String {
     }
 }
 
-/// What a link put into the provider: usable, or why not.
-struct LinkEntry {
-    provider_id: String,
-    binding: Result<Arc<Binding>, String>,
-}
-
+/// One connection manager per distinct URL that a current link uses, with
+/// the number of links using it.
 #[derive(Default)]
-struct State {
-    /// Links by (actor id, link name).
-    links: HashMap<(String, String), LinkEntry>,
-    /// One connection manager per distinct URL that a current link uses.
-    connections: HashMap<String, ConnectionManager>,
+struct Connections {
+    by_url: HashMap<String, (ConnectionManager, usize)>,
 }
 
-impl State {
+impl Connections {
     /// The connection manager of `url`, created (without connecting yet)
-    /// the first time.
-    fn connection(&mut self, url: &str) -> Result<ConnectionManager, String> {
-        if let Some(c) = self.connections.get(url) {
+    /// the first time, counting one more user.
+    fn acquire(&mut self, url: &str) -> Result<ConnectionManager, String> {
+        if let Some((c, users)) = self.by_url.get_mut(url) {
+            *users += 1;
             return Ok(c.clone());
         }
         let shown = redact_url(url);
@@ -464,25 +346,25 @@ impl State {
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("cannot set up a connection to {shown}: {e}"))?;
-        self.connections.insert(url.to_owned(), connection.clone());
+        self.by_url.insert(url.to_owned(), (connection.clone(), 1));
         Ok(connection)
     }
 
-    /// Drops the connection managers no link uses any more.
-    fn prune(&mut self) {
-        let links = &self.links;
-        self.connections.retain(|url, _| {
-            links
-                .values()
-                .any(|l| matches!(&l.binding, Ok(b) if b.settings.url == *url))
-        });
+    /// One user less of `url`; the manager is dropped with the last.
+    fn release(&mut self, url: &str) {
+        if let Some((_, users)) = self.by_url.get_mut(url) {
+            *users = users.saturating_sub(1);
+            if *users == 0 {
+                self.by_url.remove(url);
+            }
+        }
     }
 }
 
-/// The `keyvalue-redis` provider: links, and a connection per Redis URL.
+/// The `keyvalue-redis` provider: a connection per Redis URL in use.
 #[derive(Default)]
 pub struct KeyvalueRedis {
-    state: Mutex<State>,
+    connections: Mutex<Connections>,
 }
 
 impl KeyvalueRedis {
@@ -491,139 +373,60 @@ impl KeyvalueRedis {
         Self::default()
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many distinct Redis URLs the current links use (one connection
     /// manager each).
     pub fn connection_count(&self) -> usize {
-        self.state().connections.len()
-    }
-
-    /// The settings of the link (`actor_id`, `link_name`), if it is
-    /// known and its configuration valid.
-    pub fn link_settings(&self, actor_id: &str, link_name: &str) -> Option<LinkSettings> {
-        let state = self.state();
-        let entry = state
-            .links
-            .get(&(actor_id.to_owned(), link_name.to_owned()))?;
-        entry.binding.as_ref().ok().map(|b| b.settings.clone())
+        self.connections().by_url.len()
     }
 }
 
 impl Provider for KeyvalueRedis {
-    async fn handle(&self, invocation: ProviderInvocation) -> Result<Vec<u8>, CallError> {
-        if invocation.operation != OPERATION {
-            return Err((
-                RpcErrorKind::NotFound,
-                format!(
-                    "keyvalue-redis serves {OPERATION}, not {:?}",
-                    invocation.operation
-                ),
-            ));
-        }
-        let actor_id = &invocation.origin.id;
-        let link_name = invocation
-            .origin
-            .link_name
-            .as_deref()
-            .unwrap_or(DEFAULT_LINK_NAME);
-        let binding = self
-            .state()
-            .links
-            .get(&(actor_id.clone(), link_name.to_owned()))
-            .map(|entry| entry.binding.clone())
-            .ok_or_else(|| {
-                (
-                    RpcErrorKind::Denied,
-                    format!(
-                        "no link from actor {actor_id} under link name {link_name} to this provider"
-                    ),
-                )
-            })?;
-        let request: KvRequest = decode_msgpack(&invocation.payload, &DecodeLimits::default())
-            .map_err(|e| {
-                (
-                    RpcErrorKind::BadRequest,
-                    format!("cannot decode the key-value request: {e}"),
-                )
-            })?;
-        let response = match binding {
-            Ok(binding) => binding.execute(request).await,
-            Err(message) => fail(format!("invalid link configuration: {message}")),
-        };
-        encode_msgpack(&response).map_err(|e| {
-            (
-                RpcErrorKind::Failed,
-                format!("cannot encode the key-value response: {e}"),
-            )
-        })
-    }
+    type Link = Binding;
 
-    async fn put_link(&self, link: &LinkDefinition) -> Result<(), String> {
+    async fn bind(&self, link: &LinkDefinition) -> Result<Binding, String> {
         let contract = link.contract_id.to_string();
         if contract != CONTRACT_ID {
             return Err(format!(
                 "keyvalue-redis serves {CONTRACT_ID}, not {contract}"
             ));
         }
-        let mut state = self.state();
-        let binding = LinkSettings::from_link(link).and_then(|settings| {
-            let connection = state.connection(&settings.url)?;
-            Ok(Arc::new(Binding {
-                shown_url: redact_url(&settings.url),
-                settings,
-                connection,
-            }))
-        });
-        let outcome = match &binding {
-            Ok(b) => {
-                tracing::info!(
-                    actor = link.actor_id,
-                    link_name = link.link_name,
-                    url = b.shown_url,
-                    "link put"
-                );
-                Ok(())
-            }
-            Err(e) => Err(format!("invalid link configuration: {e}")),
-        };
-        state.links.insert(
-            (link.actor_id.clone(), link.link_name.clone()),
-            LinkEntry {
-                provider_id: link.provider_id.clone(),
-                binding,
-            },
+        let settings = LinkSettings::from_link(link)
+            .map_err(|e| format!("invalid link configuration: {e}"))?;
+        let connection = self.connections().acquire(&settings.url)?;
+        tracing::debug!(
+            actor = link.actor_id,
+            url = redact_url(&settings.url),
+            "redis link"
         );
-        state.prune();
-        outcome
+        Ok(Binding {
+            shown_url: redact_url(&settings.url),
+            settings,
+            connection,
+        })
     }
 
-    async fn delete_link(&self, link: &LinkDefinition) {
-        let mut state = self.state();
-        let key = (link.actor_id.clone(), link.link_name.clone());
-        if state
-            .links
-            .get(&key)
-            .is_some_and(|entry| entry.provider_id == link.provider_id)
-        {
-            state.links.remove(&key);
-            state.prune();
-            tracing::info!(
-                actor = link.actor_id,
-                link_name = link.link_name,
-                "link deleted"
-            );
+    async fn unbind(&self, _link: &LinkDefinition, bound: Option<Arc<Binding>>) {
+        if let Some(binding) = bound {
+            self.connections().release(&binding.settings.url);
         }
+    }
+
+    async fn dispatch(&self, call: Call<'_, Binding>) -> Result<Vec<u8>, RpcError> {
+        kv::dispatch(self, call.link, call.operation, call.payload, call.limits).await
     }
 
     async fn health(&self) -> HealthCheck {
         let connections: Vec<(String, ConnectionManager)> = self
-            .state()
-            .connections
+            .connections()
+            .by_url
             .iter()
-            .map(|(url, c)| (redact_url(url), c.clone()))
+            .map(|(url, (c, _))| (redact_url(url), c.clone()))
             .collect();
         let total = connections.len();
         let failures: Vec<String> =
@@ -658,11 +461,109 @@ impl Provider for KeyvalueRedis {
             }
         }
     }
+}
 
-    async fn shutdown(&self) {
-        let mut state = self.state();
-        state.links.clear();
-        state.connections.clear();
+impl kv::Handler for KeyvalueRedis {
+    type Link = Binding;
+
+    async fn get(&self, b: &Binding, r: kv::Get) -> Answer<kv::Get> {
+        let cmd = redis::cmd("GET").arg(b.key(&r.key)).clone();
+        b.run(async {
+            let value: Option<Vec<u8>> = b.query(&cmd).await?;
+            Ok(value.map(ByteBuf::from))
+        })
+        .await
+    }
+
+    async fn set(&self, b: &Binding, r: kv::Set) -> Answer<kv::Set> {
+        let cmd = redis::cmd("SET")
+            .arg(b.key(&r.key))
+            .arg(r.value.as_slice())
+            .clone();
+        b.run(b.query::<()>(&cmd)).await
+    }
+
+    async fn delete(&self, b: &Binding, r: kv::Delete) -> Answer<kv::Delete> {
+        let cmd = redis::cmd("DEL").arg(b.key(&r.key)).clone();
+        b.run(b.query::<()>(&cmd)).await
+    }
+
+    async fn exists(&self, b: &Binding, r: kv::Exists) -> Answer<kv::Exists> {
+        let cmd = redis::cmd("EXISTS").arg(b.key(&r.key)).clone();
+        b.run(async { Ok(b.query::<u64>(&cmd).await? > 0) }).await
+    }
+
+    async fn list_keys(&self, b: &Binding, r: kv::ListKeys) -> Answer<kv::ListKeys> {
+        b.run(b.list_keys(r.cursor)).await
+    }
+
+    async fn increment(&self, b: &Binding, r: kv::Increment) -> Answer<kv::Increment> {
+        b.run(async {
+            let delta = i64::try_from(r.delta).map_err(|_| {
+                Failure::Invalid(format!(
+                    "increment by {} is more than Redis counts ({})",
+                    r.delta,
+                    i64::MAX
+                ))
+            })?;
+            let cmd = redis::cmd("INCRBY").arg(b.key(&r.key)).arg(delta).clone();
+            let value: i64 = b.query(&cmd).await?;
+            u64::try_from(value).map_err(|_| {
+                Failure::Invalid(format!(
+                    "increment of {:?} gave {value}, which is not an unsigned number",
+                    r.key
+                ))
+            })
+        })
+        .await
+    }
+
+    async fn get_many(&self, b: &Binding, r: kv::GetMany) -> Answer<kv::GetMany> {
+        b.run(async {
+            if r.keys.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut mget = redis::cmd("MGET");
+            for key in &r.keys {
+                mget.arg(b.key(key));
+            }
+            let found: Vec<Option<Vec<u8>>> = b.query(&mget).await?;
+            if found.len() != r.keys.len() {
+                return Err(Failure::Invalid(format!(
+                    "redis answered {} values to a get-many of {} keys",
+                    found.len(),
+                    r.keys.len()
+                )));
+            }
+            Ok(r.keys
+                .into_iter()
+                .zip(found)
+                .map(|(k, v)| (k, v.map(ByteBuf::from)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn set_many(&self, b: &Binding, r: kv::SetMany) -> Answer<kv::SetMany> {
+        if r.entries.is_empty() {
+            return Ok(());
+        }
+        let mut mset = redis::cmd("MSET");
+        for (key, value) in &r.entries {
+            mset.arg(b.key(key)).arg(value.as_slice());
+        }
+        b.run(b.query::<()>(&mset)).await
+    }
+
+    async fn delete_many(&self, b: &Binding, r: kv::DeleteMany) -> Answer<kv::DeleteMany> {
+        if r.keys.is_empty() {
+            return Ok(());
+        }
+        let mut del = redis::cmd("DEL");
+        for key in &r.keys {
+            del.arg(b.key(key));
+        }
+        b.run(b.query::<()>(&del)).await
     }
 }
 

@@ -13,29 +13,44 @@
 //! 4. answers health checks from its host;
 //! 5. shuts down gracefully when its host asks, or on SIGTERM / Ctrl-C.
 //!
-//! A provider implements [`Provider`], and its `main.rs` is three lines:
+//! A provider implements [`Provider`]: what it makes of a link
+//! ([`Provider::bind`]) and how it answers a call on one
+//! ([`Provider::dispatch`], normally one line handing the call to its
+//! contract's `dispatch`, e.g.
+//! [`trellis_protocol::contracts::keyvalue::dispatch`], with the provider
+//! implementing that contract's typed `Handler`). The SDK keeps the link
+//! table ([`LinkedProvider`]), verifies every invocation (through
+//! [`trellis_lattice_client::rpc::serve`]) and denies calls from actors
+//! without a link, so a provider's code is its backend only. Its `main.rs`
+//! is three lines:
 //!
 //! ```no_run
 //! # struct MyProvider;
 //! # impl trellis_provider_sdk::Provider for MyProvider {
-//! #     async fn handle(&self, _: trellis_provider_sdk::ProviderInvocation) -> Result<Vec<u8>, trellis_provider_sdk::CallError> { Ok(vec![]) }
+//! #     type Link = ();
+//! #     async fn bind(&self, _: &trellis_protocol::LinkDefinition) -> Result<(), String> { Ok(()) }
 //! # }
 //! fn main() -> std::process::ExitCode {
 //!     trellis_provider_sdk::run(|_ctx| async { Ok(MyProvider) })
 //! }
 //! ```
 
+mod config;
+mod links;
 mod serve;
+
+pub use config::{LinkConfigError, parse_number};
 
 use std::future::Future;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use links::{Call, LinkedProvider};
 pub use serve::{ProviderContext, serve};
-pub use trellis_lattice_client::{CallError, InvokeError};
+pub use trellis_lattice_client::{InvokeError, InvokeErrorKind};
 pub use trellis_protocol::provider::{HealthCheck, HostData};
-use trellis_protocol::{DecodeError, DecodeLimits, Entity, LinkDefinition};
+use trellis_protocol::{DecodeLimits, LinkDefinition, RpcError, RpcErrorKind};
 
 /// Largest host data accepted on stdin, in bytes. Host data holds link
 /// definitions and configuration, never payloads; 1 MiB is ample.
@@ -48,65 +63,93 @@ pub const DEFAULT_MAX_CONCURRENT_INVOCATIONS: usize = 1_024;
 /// Timeout of the first NATS connection and of each NATS request. Defaults to 5 s.
 pub const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a provider could not start or keep running.
-#[derive(Debug, thiserror::Error)]
+/// Why a provider could not start or keep running: a [`SdkErrorKind`]
+/// and the error that caused it.
+pub type SdkError = trellis_lattice_client::Error<SdkErrorKind>;
+
+/// The kinds of [`SdkError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SdkError {
+pub enum SdkErrorKind {
     /// Reading stdin failed.
-    #[error("cannot read host data: {0}")]
-    Io(#[from] std::io::Error),
-    /// The host data is too large or malformed.
-    #[error("invalid host data: {0}")]
-    HostData(#[from] DecodeError),
+    Io,
+    /// The host data is too large or malformed (the source is the
+    /// [`DecodeError`]).
+    HostData,
     /// A key, credential or subject in the host data is invalid.
-    #[error("invalid host data: {0}")]
-    Config(String),
+    Config,
     /// NATS could not be reached or a subscription failed.
-    #[error("NATS: {0}")]
-    Nats(String),
+    Nats,
     /// The provider's own start-up failed.
-    #[error("provider failed to start: {0}")]
-    Provider(String),
+    Provider,
 }
 
-/// One invocation of a provider by an actor.
-#[derive(Debug, Clone)]
-pub struct ProviderInvocation {
-    /// The calling actor (its id, the contract and link name it used).
-    pub origin: Entity,
-    /// The operation, e.g. `wasi:keyvalue/store.call`.
-    pub operation: String,
-    /// The contract payload.
-    pub payload: Vec<u8>,
+impl std::fmt::Display for SdkErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SdkErrorKind::Io => "cannot read host data",
+            SdkErrorKind::HostData | SdkErrorKind::Config => "invalid host data",
+            SdkErrorKind::Nats => "NATS",
+            SdkErrorKind::Provider => "provider failed to start",
+        })
+    }
 }
 
-/// A capability provider's logic. Only [`Provider::handle`] is required.
+/// A capability provider's backend: what it makes of each link, and how
+/// it answers a call on one. The SDK keeps the link table, verifies every
+/// invocation and refuses calls from actors without a link before any of
+/// these methods run.
 pub trait Provider: Send + Sync + 'static {
-    /// Handles one invocation and returns the response payload.
-    ///
-    /// # Errors
-    ///
-    /// `(kind, message)`, sent back to the caller as the invocation's error.
-    fn handle(
-        &self,
-        invocation: ProviderInvocation,
-    ) -> impl Future<Output = Result<Vec<u8>, CallError>> + Send;
+    /// What the provider keeps per link (a connection, a prefix, a
+    /// listener); `()` when it keeps nothing.
+    type Link: Send + Sync + 'static;
 
     /// A link definition naming this provider was put (or was current at
-    /// start). Defaults to accepting it.
+    /// start): check its configuration and set up what calls over it need.
     ///
     /// # Errors
     ///
-    /// A message, logged by the SDK, when the link's configuration is unusable.
-    fn put_link(&self, link: &LinkDefinition) -> impl Future<Output = Result<(), String>> + Send {
-        let _ = link;
-        async { Ok(()) }
+    /// A message when the link's configuration is unusable. The SDK logs
+    /// it and answers every call over that link with a denial that
+    /// carries it.
+    fn bind(
+        &self,
+        link: &LinkDefinition,
+    ) -> impl Future<Output = Result<Self::Link, String>> + Send;
+
+    /// A link was deleted or replaced: release what `bound` holds. Calls
+    /// already running keep their own reference. `bound` is `None` for a
+    /// link that [`Provider::bind`] had refused; a refused link is unbound
+    /// before its replacement is bound, a bound one after. Defaults to
+    /// nothing (dropping `bound`).
+    fn unbind(
+        &self,
+        link: &LinkDefinition,
+        bound: Option<Arc<Self::Link>>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (link, bound);
+        async {}
     }
 
-    /// A link definition naming this provider was deleted. Defaults to nothing.
-    fn delete_link(&self, link: &LinkDefinition) -> impl Future<Output = ()> + Send {
-        let _ = link;
-        async {}
+    /// Answers one verified call from a linked actor and returns the
+    /// response payload (the contract's encoded answer). Defaults to
+    /// [`RpcErrorKind::NotFound`], for providers that serve no contract to
+    /// actors (the HTTP server calls actors instead).
+    ///
+    /// # Errors
+    ///
+    /// The [`RpcError`] sent back as the invocation's error.
+    fn dispatch(
+        &self,
+        call: Call<'_, Self::Link>,
+    ) -> impl Future<Output = Result<Vec<u8>, RpcError>> + Send {
+        let operation = call.operation.to_owned();
+        async move {
+            Err(RpcError::new(
+                RpcErrorKind::NotFound,
+                format!("this provider serves no operation {operation:?}"),
+            ))
+        }
     }
 
     /// Health of the provider, e.g. whether its backend answers. Defaults
@@ -131,28 +174,29 @@ pub trait Provider: Send + Sync + 'static {
 ///
 /// # Errors
 ///
-/// [`SdkError::Io`] if reading fails; [`SdkError::HostData`] with
-/// [`DecodeError::TooLarge`] for more than [`MAX_HOST_DATA_BYTES`], or
-/// another kind for malformed data.
+/// [`SdkErrorKind::Io`] if reading fails; [`SdkErrorKind::HostData`], with
+/// a [`DecodeError`] source ([`DecodeError::TooLarge`] for more than
+/// [`MAX_HOST_DATA_BYTES`]), for malformed data.
 ///
 /// # Examples
 ///
 /// ```
-/// use trellis_provider_sdk::{read_host_data, SdkError};
+/// use trellis_provider_sdk::{read_host_data, SdkErrorKind};
 ///
 /// let err = read_host_data(&b"{not json"[..]).unwrap_err();
-/// assert!(matches!(err, SdkError::HostData(_)));
+/// assert_eq!(err.kind(), SdkErrorKind::HostData);
 /// ```
 pub fn read_host_data(input: impl Read) -> Result<HostData, SdkError> {
     let mut bytes = Vec::new();
     input
         .take(MAX_HOST_DATA_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
+        .read_to_end(&mut bytes)
+        .map_err(|e| SdkError::with_source(SdkErrorKind::Io, e))?;
     let limits = DecodeLimits {
         max_message_bytes: MAX_HOST_DATA_BYTES,
         ..DecodeLimits::default()
     };
-    Ok(HostData::decode(&bytes, &limits)?)
+    HostData::decode(&bytes, &limits).map_err(|e| SdkError::with_source(SdkErrorKind::HostData, e))
 }
 
 /// The entry point of a provider binary: reads the host data from stdin,
@@ -174,12 +218,19 @@ where
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&host_data.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // The host forwards this output to its own log: plain text, no colours.
-    tracing_subscriber::fmt()
+    // Started by a host, stderr is a pipe into the host's log, which adds
+    // its own time stamp: plain text, no colours, no second time stamp.
+    // Run by hand in a terminal, it logs as any program would.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(terminal)
+        .with_writer(std::io::stderr);
+    if terminal {
+        logger.init();
+    } else {
+        logger.without_time().init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,8 +243,8 @@ where
     };
     let result = runtime.block_on(async move {
         let ctx = Arc::new(ProviderContext::connect(host_data).await?);
-        let provider = Arc::new(make(ctx.clone()).await?);
-        serve(ctx, provider).await
+        let provider = make(ctx.clone()).await?;
+        serve(ctx, Arc::new(LinkedProvider::new(provider))).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -207,6 +258,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trellis_protocol::DecodeError;
     use trellis_protocol::provider::{NatsAuth, NatsConnection};
 
     fn sample() -> HostData {
@@ -238,9 +290,10 @@ mod tests {
     #[test]
     fn oversized_host_data_is_refused_without_reading_it_all() {
         let err = read_host_data(std::io::repeat(b' ')).unwrap_err();
-        assert!(matches!(
-            err,
-            SdkError::HostData(DecodeError::TooLarge { .. })
-        ));
+        assert_eq!(err.kind(), SdkErrorKind::HostData);
+        let source = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<DecodeError>())
+            .unwrap();
+        assert!(matches!(source, DecodeError::TooLarge { .. }));
     }
 }

@@ -1,23 +1,23 @@
 //! Connecting a provider to the lattice and serving it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use trellis_claims::invocation::{InvocationSigner, InvocationVerifier, VerifierSettings};
 use trellis_claims::keys::{KeyKind, parse_seed};
-use trellis_lattice_client::{CallError, InvokeError, RpcClient};
+use trellis_lattice_client::RpcClient;
+use trellis_lattice_client::rpc::{Server, Service};
 use trellis_protocol::ctl::{CtlReply, LinkList};
 use trellis_protocol::provider::HostData;
 use trellis_protocol::subject::{CtlOperation, ProviderSubjects};
 use trellis_protocol::{
-    DecodeLimits, Entity, EntityKind, Invocation, InvocationResponse, Lattice, LinkDefinition,
-    RpcErrorKind, encode_json,
+    DecodeLimits, Invocation, Lattice, LinkDefinition, Route, RpcError, encode_json,
 };
 
 use crate::{
-    DEFAULT_MAX_CONCURRENT_INVOCATIONS, NATS_TIMEOUT, Provider, ProviderInvocation, SdkError,
+    DEFAULT_MAX_CONCURRENT_INVOCATIONS, LinkedProvider, NATS_TIMEOUT, Provider, SdkError,
+    SdkErrorKind,
 };
 
 /// A provider's connection to the lattice: who it is, its subjects, and a
@@ -32,7 +32,7 @@ pub struct ProviderContext {
     /// Its subjects.
     pub subjects: ProviderSubjects,
     rpc: RpcClient,
-    verifier: InvocationVerifier,
+    verifier: Arc<InvocationVerifier>,
 }
 
 impl ProviderContext {
@@ -40,38 +40,39 @@ impl ProviderContext {
     ///
     /// # Errors
     ///
-    /// [`SdkError::Config`] for an invalid seed, credential, lattice name
-    /// or link name; [`SdkError::Nats`] if NATS cannot be reached.
+    /// [`SdkErrorKind::Config`] for an invalid seed, credential, lattice
+    /// name or link name; [`SdkErrorKind::Nats`] if NATS cannot be reached.
     pub async fn connect(host_data: HostData) -> Result<Self, SdkError> {
-        let config = |m: String| SdkError::Config(m);
-        let key = parse_seed(&host_data.provider_seed, KeyKind::Provider)
-            .map_err(|e| config(e.to_string()))?;
+        fn config(e: impl std::error::Error + Send + Sync + 'static) -> SdkError {
+            SdkError::with_source(SdkErrorKind::Config, e)
+        }
+        let key = parse_seed(&host_data.provider_seed, KeyKind::Provider).map_err(config)?;
         trellis_claims::keys::expect_public_key(&host_data.provider_id, KeyKind::Provider)
-            .map_err(|e| config(e.to_string()))?;
+            .map_err(config)?;
         let provider_id = host_data.provider_id.clone();
-        let lattice = Lattice::new(host_data.lattice.clone()).map_err(|e| config(e.to_string()))?;
+        let lattice = Lattice::new(host_data.lattice.clone()).map_err(config)?;
         let subjects = lattice
             .provider(&provider_id, &host_data.link_name, &host_data.host_id)
-            .map_err(|e| config(e.to_string()))?;
+            .map_err(config)?;
         let nats = trellis_lattice_client::connect(
             &host_data.nats,
             &format!("trellis-provider-{provider_id}"),
             NATS_TIMEOUT,
         )
         .await
-        .map_err(|e| SdkError::Nats(e.to_string()))?;
+        .map_err(|e| SdkError::with_source(SdkErrorKind::Nats, e))?;
         let signer = InvocationSigner::new(
             key,
             host_data.credential.clone(),
             trellis_claims::invocation::DEFAULT_TOKEN_TTL,
         )
-        .map_err(|e| config(e.to_string()))?;
+        .map_err(config)?;
         let max_payload = nats.server_info().max_payload;
-        let verifier = InvocationVerifier::new(
+        let verifier = Arc::new(InvocationVerifier::new(
             lattice.as_str(),
             host_data.invocation_issuers.clone(),
             VerifierSettings::default(),
-        );
+        ));
         Ok(Self {
             host_data,
             provider_id,
@@ -87,127 +88,73 @@ impl ProviderContext {
         self.rpc.nats()
     }
 
-    /// Invokes `operation` on actor `actor_id` with `payload`, waiting up
-    /// to `timeout`, as this provider over `link_name`.
+    /// The RPC client: invocations it sends are signed as this provider.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
+    }
+
+    /// The route of an invocation of actor `actor_id` by this provider
+    /// over its link of `contract_id`, for [`RpcClient::invoke`].
     ///
     /// # Errors
     ///
-    /// `(kind, message)`: [`RpcErrorKind::NotFound`] when no host runs the
-    /// actor, [`RpcErrorKind::Timeout`], [`RpcErrorKind::TooLarge`], or the
-    /// error the actor's host reported.
-    pub async fn invoke_actor(
-        &self,
-        actor_id: &str,
-        contract_id: &str,
-        operation: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, CallError> {
-        self.try_invoke_actor(actor_id, contract_id, operation, payload, timeout)
-            .await
-            .map_err(CallError::from)
-    }
-
-    /// As [`ProviderContext::invoke_actor`], telling an invocation too
-    /// large to send ([`InvokeError::TooLarge`]) apart from a failed call.
-    ///
-    /// # Errors
-    ///
-    /// As [`RpcClient::try_invoke`].
-    pub async fn try_invoke_actor(
-        &self,
-        actor_id: &str,
-        contract_id: &str,
-        operation: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, InvokeError> {
-        let subject = self
-            .lattice
-            .rpc(actor_id, None)
-            .map_err(|e| InvokeError::Call((RpcErrorKind::BadRequest, e.to_string())))?;
-        let origin = Entity {
-            kind: EntityKind::Provider,
-            id: self.provider_id.clone(),
-            contract_id: Some(contract_id.to_owned()),
-            link_name: Some(self.host_data.link_name.clone()),
-        };
-        let target = Entity {
-            kind: EntityKind::Actor,
-            id: actor_id.to_owned(),
-            contract_id: None,
-            link_name: None,
-        };
-        self.rpc
-            .try_invoke(&subject, origin, target, operation, payload, timeout)
-            .await
-    }
-
-    async fn answer<P: Provider>(&self, provider: &P, payload: &[u8]) -> InvocationResponse {
-        let limits = DecodeLimits {
-            max_message_bytes: self.rpc.max_payload().max(1024),
-            ..DecodeLimits::default()
-        };
-        let invocation = match Invocation::decode(payload, &limits) {
-            Ok(i) => i,
-            Err(e) => {
-                let kind = trellis_lattice_client::rpc::decode_error_kind(&e);
-                return InvocationResponse::error(
-                    "",
-                    kind,
-                    format!("cannot decode the invocation: {e}"),
-                );
-            }
-        };
-        let id = invocation.id.clone();
-        if invocation.target.id != self.provider_id {
-            return InvocationResponse::error(
-                id,
-                RpcErrorKind::NotFound,
-                "this subject serves another provider",
-            );
-        }
-        if let Err(e) = self.verifier.verify_call(
-            &invocation.token,
-            &invocation.id,
-            &invocation.origin.id,
-            &self.provider_id,
-            &invocation.operation,
-            &invocation.payload,
-        ) {
-            return InvocationResponse::error(
-                id,
-                RpcErrorKind::Denied,
-                format!("invocation refused: {e}"),
-            );
-        }
-        let call = ProviderInvocation {
-            origin: invocation.origin,
-            operation: invocation.operation,
-            payload: invocation.payload,
-        };
-        match provider.handle(call).await {
-            Ok(payload) => InvocationResponse::ok(id, payload),
-            Err((kind, message)) => InvocationResponse::error(id, kind, message),
-        }
+    /// [`SdkErrorKind::Config`] if `actor_id` is not a valid subject token.
+    pub fn route_to_actor(&self, contract_id: &str, actor_id: &str) -> Result<Route, SdkError> {
+        self.lattice
+            .route_to_actor(
+                &self.provider_id,
+                contract_id,
+                &self.host_data.link_name,
+                actor_id,
+            )
+            .map_err(|e| SdkError::with_source(SdkErrorKind::Config, e))
     }
 }
 
-/// Serves `provider` until its host asks it to shut down, or the process
-/// gets SIGTERM or Ctrl-C. The current links from the host data are handed
-/// to it first.
+/// Answers verified invocations with a [`LinkedProvider`], at most
+/// [`DEFAULT_MAX_CONCURRENT_INVOCATIONS`] at once.
+struct ProviderService<P: Provider> {
+    linked: Arc<LinkedProvider<P>>,
+    permits: Arc<Semaphore>,
+}
+
+impl<P: Provider> Service for ProviderService<P> {
+    type Slot = OwnedSemaphorePermit;
+
+    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
+    async fn call(
+        &self,
+        _slot: &OwnedSemaphorePermit,
+        invocation: Invocation,
+    ) -> Result<Vec<u8>, RpcError> {
+        self.linked
+            .call(
+                &invocation.origin,
+                &invocation.operation,
+                &invocation.payload,
+            )
+            .await
+    }
+}
+
+/// Serves `linked` until its host asks it to shut down, or the process
+/// gets SIGTERM or Ctrl-C. The current links of the lattice (or, failing
+/// that, those in the host data) are bound first.
 ///
 /// # Errors
 ///
-/// [`SdkError::Nats`] if a subscription fails.
+/// [`SdkErrorKind::Nats`] if a subscription fails.
 pub async fn serve<P: Provider>(
     ctx: Arc<ProviderContext>,
-    provider: Arc<P>,
+    linked: Arc<LinkedProvider<P>>,
 ) -> Result<(), SdkError> {
     let nats = ctx.nats().clone();
-    let sub_err = |e: async_nats::SubscribeError| SdkError::Nats(format!("cannot subscribe: {e}"));
+    let sub_err = |e: async_nats::SubscribeError| SdkError::with_source(SdkErrorKind::Nats, e);
     let s = &ctx.subjects;
-    let mut invocations = nats
+    let invocations = nats
         .queue_subscribe(s.rpc.clone(), s.queue_group.clone())
         .await
         .map_err(sub_err)?;
@@ -217,12 +164,11 @@ pub async fn serve<P: Provider>(
     let mut shutdown = nats.subscribe(s.shutdown.clone()).await.map_err(sub_err)?;
     trellis_lattice_client::round_trip(&nats, NATS_TIMEOUT)
         .await
-        .map_err(|e| SdkError::Nats(e.to_string()))?;
+        .map_err(|e| SdkError::with_source(SdkErrorKind::Nats, e))?;
 
     for link in current_links(&ctx).await {
-        if let Err(e) = provider.put_link(&link).await {
-            tracing::warn!(actor = link.actor_id, "link refused: {e}");
-        }
+        // A refusal is logged by the link table.
+        let _ = linked.put_link(&link).await;
     }
     tracing::info!(
         provider = ctx.provider_id,
@@ -230,38 +176,49 @@ pub async fn serve<P: Provider>(
         "provider serving"
     );
 
+    // Invocations are served on their own task, so link, health and
+    // shutdown messages are handled even while every slot is busy.
     let permits = Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_INVOCATIONS));
+    let server = Arc::new(Server::new(
+        nats.clone(),
+        ctx.verifier.clone(),
+        ctx.provider_id.as_str(),
+        ctx.rpc.max_payload(),
+    ));
+    let service = Arc::new(ProviderService {
+        linked: linked.clone(),
+        permits: permits.clone(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(trellis_lattice_client::rpc::serve(
+        server,
+        invocations,
+        service,
+        stop_rx,
+    ));
+
+    let ours = |link: &LinkDefinition| {
+        link.provider_id == ctx.provider_id && link.link_name == ctx.host_data.link_name
+    };
     let limits = DecodeLimits::default();
     let terminate = terminate_signal();
     tokio::pin!(terminate);
     loop {
         tokio::select! {
-            Some(message) = invocations.next() => {
-                let Some(reply) = message.reply.clone() else { continue };
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                let (ctx, provider) = (ctx.clone(), provider.clone());
-                tokio::spawn(async move {
-                    let response = ctx.answer(provider.as_ref(), &message.payload).await;
-                    trellis_lattice_client::rpc::respond(ctx.nats(), reply, response, ctx.rpc.max_payload()).await;
-                    drop(permit);
-                });
-            }
             Some(message) = link_puts.next() => match LinkDefinition::decode(&message.payload, &limits) {
-                Ok(link) if link.provider_id == ctx.provider_id => {
-                    if let Err(e) = provider.put_link(&link).await {
-                        tracing::warn!(actor = link.actor_id, "link refused: {e}");
-                    }
+                Ok(link) if ours(&link) => {
+                    let _ = linked.put_link(&link).await;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("ignoring an invalid link: {e}"),
             },
             Some(message) = link_dels.next() => match LinkDefinition::decode(&message.payload, &limits) {
-                Ok(link) if link.provider_id == ctx.provider_id => provider.delete_link(&link).await,
+                Ok(link) if ours(&link) => linked.delete_link(&link).await,
                 Ok(_) => {}
                 Err(e) => tracing::warn!("ignoring an invalid link deletion: {e}"),
             },
             Some(message) = health.next() => {
-                let status = provider.health().await;
+                let status = linked.health().await;
                 if let (Some(reply), Ok(body)) = (message.reply, encode_json(&status)) {
                     let _ = nats.publish(reply, body.into()).await;
                 }
@@ -279,14 +236,16 @@ pub async fn serve<P: Provider>(
             }
         }
     }
-    // Stop taking invocations, finish those in flight, then stop.
-    let _ = invocations.unsubscribe().await;
+    // Stop taking invocations, answer those already routed here, finish
+    // those in flight, then stop.
+    stop_tx.send_replace(true);
+    let _ = tokio::time::timeout(NATS_TIMEOUT, serving).await;
     let _ = tokio::time::timeout(
         NATS_TIMEOUT,
         permits.acquire_many(u32::try_from(DEFAULT_MAX_CONCURRENT_INVOCATIONS).unwrap_or(u32::MAX)),
     )
     .await;
-    provider.shutdown().await;
+    linked.shutdown().await;
     let _ = tokio::time::timeout(NATS_TIMEOUT, nats.flush()).await;
     Ok(())
 }

@@ -163,15 +163,12 @@ mod db;
 mod tls;
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use trellis_protocol::contracts::sqldb::{
-    EXECUTE_OPERATION, ExecuteResponse, QUERY_OPERATION, QueryResponse, SqlRequest,
-};
-use trellis_protocol::{
-    DecodeLimits, LinkDefinition, RpcErrorKind, decode_msgpack, encode_msgpack,
-};
-use trellis_provider_sdk::{CallError, HealthCheck, Provider, ProviderInvocation};
+use trellis_protocol::contracts::Answer;
+use trellis_protocol::contracts::sqldb::{self as sql, SqlError};
+use trellis_protocol::{LinkDefinition, RpcError};
+use trellis_provider_sdk::{Call, HealthCheck, Provider};
 
 pub use config::LinkConfig;
 pub use db::{
@@ -185,40 +182,19 @@ pub fn run() -> std::process::ExitCode {
     trellis_provider_sdk::run(|_ctx| async { Ok(SqlDbProvider::new()) })
 }
 
-/// What a link resolves to: its pool, or why it was refused.
-type LinkState = Result<Arc<Database>, String>;
-
-#[derive(Default)]
-struct State {
-    /// By (actor id, link name).
-    links: HashMap<(String, String), LinkState>,
-    /// One pool per distinct configuration.
-    pools: HashMap<LinkConfig, Arc<Database>>,
+/// What a link is bound to: the pool of its configuration.
+pub struct Pool {
+    config: LinkConfig,
+    db: Arc<Database>,
 }
 
-impl State {
-    /// Removes the pools no link uses and returns them, to be closed.
-    fn take_unused_pools(&mut self) -> Vec<Arc<Database>> {
-        let links = &self.links;
-        let mut unused = Vec::new();
-        self.pools.retain(|_, db| {
-            let used = links
-                .values()
-                .any(|link| matches!(link, Ok(d) if Arc::ptr_eq(d, db)));
-            if !used {
-                unused.push(db.clone());
-            }
-            used
-        });
-        unused
-    }
-}
-
-/// The `trellis:sqldb` provider for PostgreSQL: link definitions, the pools
-/// behind them, and the calls. See the crate documentation.
+/// The `trellis:sqldb` provider for PostgreSQL: one pool per distinct link
+/// configuration, shared by the links that use it. See the crate
+/// documentation.
 #[derive(Default)]
 pub struct SqlDbProvider {
-    state: RwLock<State>,
+    /// Pools by configuration, with the number of links using each.
+    pools: Mutex<HashMap<LinkConfig, (Arc<Database>, usize)>>,
 }
 
 impl SqlDbProvider {
@@ -227,126 +203,106 @@ impl SqlDbProvider {
         Self::default()
     }
 
-    /// The pool serving `actor_id` over `link_name`.
-    fn database(&self, actor_id: &str, link_name: &str) -> Result<Arc<Database>, CallError> {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        match state
-            .links
-            .get(&(actor_id.to_owned(), link_name.to_owned()))
-        {
-            Some(Ok(db)) => Ok(db.clone()),
-            Some(Err(reason)) => Err((
-                RpcErrorKind::Denied,
-                format!(
-                    "the trellis:sqldb link {link_name} of actor {actor_id} was refused: {reason}"
-                ),
-            )),
-            None => Err((
-                RpcErrorKind::Denied,
-                format!("no trellis:sqldb link {link_name} for actor {actor_id}"),
-            )),
-        }
+    fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<LinkConfig, (Arc<Database>, usize)>> {
+        self.pools.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many pools the current links use.
+    pub fn pool_count(&self) -> usize {
+        self.pools().len()
     }
 
     fn all_pools(&self) -> Vec<Arc<Database>> {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        state.pools.values().cloned().collect()
+        self.pools().values().map(|(db, _)| db.clone()).collect()
+    }
+
+    async fn run(
+        &self,
+        pool: &Pool,
+        operation: Operation,
+        request: &sql::SqlRequest,
+    ) -> Result<Outcome, SqlError> {
+        let outcome = pool.db.call(operation, request).await;
+        if let Err(e) = &outcome {
+            tracing::debug!(database = pool.db.label(), "statement failed: {e:?}");
+        }
+        outcome
+    }
+}
+
+/// The error for an outcome of the wrong shape (a bug in the pool code).
+fn mismatch() -> SqlError {
+    SqlError::Invalid {
+        message: "the database call returned an outcome of another operation".to_owned(),
+    }
+}
+
+impl sql::Handler for SqlDbProvider {
+    type Link = Pool;
+
+    async fn query(&self, pool: &Pool, request: sql::Query) -> Answer<sql::Query> {
+        match self.run(pool, Operation::Query, &request.0).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            Outcome::Count(_) => Err(mismatch()),
+        }
+    }
+
+    async fn execute(&self, pool: &Pool, request: sql::Execute) -> Answer<sql::Execute> {
+        match self.run(pool, Operation::Execute, &request.0).await? {
+            Outcome::Count(count) => Ok(count),
+            Outcome::Rows(_) => Err(mismatch()),
+        }
     }
 }
 
 impl Provider for SqlDbProvider {
-    async fn handle(&self, invocation: ProviderInvocation) -> Result<Vec<u8>, CallError> {
-        let operation = match invocation.operation.as_str() {
-            QUERY_OPERATION => Operation::Query,
-            EXECUTE_OPERATION => Operation::Execute,
-            other => {
-                return Err((
-                    RpcErrorKind::NotFound,
-                    format!(
-                        "trellis:sqldb has no operation {other:?} (only {QUERY_OPERATION} and {EXECUTE_OPERATION})"
-                    ),
-                ));
-            }
-        };
-        let request: SqlRequest = decode_msgpack(&invocation.payload, &DecodeLimits::default())
-            .map_err(|e| {
-                (
-                    RpcErrorKind::BadRequest,
-                    format!("the payload is not a SqlRequest: {e}"),
-                )
-            })?;
-        let link_name = invocation
-            .origin
-            .link_name
-            .as_deref()
-            .unwrap_or(trellis_protocol::DEFAULT_LINK_NAME);
-        let db = self.database(&invocation.origin.id, link_name)?;
-        let outcome = db.call(operation, &request).await;
-        if let Err(e) = &outcome {
-            tracing::debug!(
-                actor = invocation.origin.id,
-                database = db.label(),
-                "statement failed: {e:?}"
-            );
-        }
-        let encoded = match (operation, outcome) {
-            (_, Ok(Outcome::Rows(rows))) => encode_msgpack(&QueryResponse::Ok(rows)),
-            (_, Ok(Outcome::Count(count))) => encode_msgpack(&ExecuteResponse::Ok(count)),
-            (Operation::Query, Err(e)) => encode_msgpack(&QueryResponse::Err(e)),
-            (Operation::Execute, Err(e)) => encode_msgpack(&ExecuteResponse::Err(e)),
-        };
-        encoded.map_err(|e| {
-            (
-                RpcErrorKind::Failed,
-                format!("cannot encode the answer: {e}"),
-            )
-        })
-    }
+    type Link = Pool;
 
-    async fn put_link(&self, link: &LinkDefinition) -> Result<(), String> {
-        let key = (link.actor_id.clone(), link.link_name.clone());
-        let parsed = LinkConfig::parse(&link.config);
-        let (result, unused) = {
-            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-            let entry = parsed.and_then(|config| match state.pools.get(&config) {
-                Some(db) => Ok(db.clone()),
+    async fn bind(&self, link: &LinkDefinition) -> Result<Pool, String> {
+        let config = LinkConfig::parse(&link.config)?;
+        let db = {
+            let mut pools = self.pools();
+            match pools.get_mut(&config) {
+                Some((db, users)) => {
+                    *users += 1;
+                    db.clone()
+                }
                 None => {
                     let db = Arc::new(Database::new(config.clone())?);
-                    state.pools.insert(config, db.clone());
-                    Ok(db)
+                    pools.insert(config.clone(), (db.clone(), 1));
+                    db
                 }
-            });
-            let result = entry
-                .as_ref()
-                .map(|db| db.label().to_owned())
-                .map_err(Clone::clone);
-            state.links.insert(key, entry);
-            (result, state.take_unused_pools())
+            }
         };
-        for db in unused {
-            db.close();
-        }
-        let label = result?;
         tracing::info!(
             actor = link.actor_id,
             link_name = link.link_name,
-            database = label,
+            database = db.label(),
             "link ready"
         );
-        Ok(())
+        Ok(Pool { config, db })
     }
 
-    async fn delete_link(&self, link: &LinkDefinition) {
+    async fn unbind(&self, _link: &LinkDefinition, bound: Option<Arc<Pool>>) {
+        let Some(pool) = bound else { return };
         let unused = {
-            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-            state
-                .links
-                .remove(&(link.actor_id.clone(), link.link_name.clone()));
-            state.take_unused_pools()
+            let mut pools = self.pools();
+            match pools.get_mut(&pool.config) {
+                Some((_, users)) if *users > 1 => {
+                    *users -= 1;
+                    None
+                }
+                Some(_) => pools.remove(&pool.config).map(|(db, _)| db),
+                None => None,
+            }
         };
-        for db in unused {
+        if let Some(db) = unused {
             db.close();
         }
+    }
+
+    async fn dispatch(&self, call: Call<'_, Pool>) -> Result<Vec<u8>, RpcError> {
+        sql::dispatch(self, call.link, call.operation, call.payload, call.limits).await
     }
 
     async fn health(&self) -> HealthCheck {

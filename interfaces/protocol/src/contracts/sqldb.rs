@@ -1,12 +1,52 @@
 //! `trellis:sqldb`: SQL statements from a host to a SQL provider on behalf
 //! of an actor, and the provider's answers. Mirrors `interfaces/wit/sqldb.wit`.
+//!
+//! | operation | request | output |
+//! |---|---|---|
+//! | `trellis:sqldb/query.query` | [`Query`] | [`SqlRows`] |
+//! | `trellis:sqldb/query.execute` | [`Execute`] | `u64` (rows affected) |
+//!
+//! Every answer is `Result<output, SqlError>` (see the [error
+//! convention](super)).
+
+use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-/// Operation name of `query`.
-pub const QUERY_OPERATION: &str = "trellis:sqldb/query.query";
-/// Operation name of `execute`.
-pub const EXECUTE_OPERATION: &str = "trellis:sqldb/query.execute";
+use super::{Answer, Contract, ContractError, Operation, serve_operation, unknown_operation};
+use crate::codec::DecodeLimits;
+use crate::invocation::{RpcError, RpcErrorKind};
+
+/// The `trellis:sqldb` contract.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlDb;
+
+impl Contract for SqlDb {
+    const ID: &'static str = "trellis:sqldb";
+    type Error = SqlError;
+}
+
+/// `query`: runs a statement that returns rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Query(pub SqlRequest);
+
+impl Operation for Query {
+    type Contract = SqlDb;
+    type Output = SqlRows;
+    const NAME: &'static str = "trellis:sqldb/query.query";
+}
+
+/// `execute`: runs a statement and returns the number of rows affected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Execute(pub SqlRequest);
+
+impl Operation for Execute {
+    type Contract = SqlDb;
+    type Output = u64;
+    const NAME: &'static str = "trellis:sqldb/query.execute";
+}
 
 /// A typed SQL value, as in the WIT `pg-value` variant. Text forms of
 /// numeric, uuid, date, time and timestamps are those PostgreSQL prints.
@@ -61,25 +101,29 @@ pub struct SqlRows {
 }
 
 /// Why a statement failed, as in the WIT `error` variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SqlError {
     /// No claim or no link.
+    #[error("denied: {message}")]
     Denied {
         /// Why.
         message: String,
     },
     /// The statement or the connection timed out.
+    #[error("timeout: {message}")]
     Timeout {
         /// Why.
         message: String,
     },
     /// The database could not be reached.
+    #[error("connection: {message}")]
     Connection {
         /// Why.
         message: String,
     },
     /// The database refused the statement.
+    #[error("query failed ({sqlstate}): {message}")]
     Query {
         /// SQLSTATE code, e.g. `42P01`.
         sqlstate: String,
@@ -89,13 +133,64 @@ pub enum SqlError {
         detail: Option<String>,
     },
     /// The request was invalid (bad parameter type, ...).
+    #[error("invalid: {message}")]
     Invalid {
         /// Why.
         message: String,
     },
 }
 
-/// The answer to a `query`.
-pub type QueryResponse = Result<SqlRows, SqlError>;
-/// The answer to an `execute`: rows affected.
-pub type ExecuteResponse = Result<u64, SqlError>;
+impl ContractError for SqlError {
+    fn denied(message: String) -> Self {
+        SqlError::Denied { message }
+    }
+
+    fn from_rpc(error: RpcError) -> Self {
+        let message = error.message;
+        match error.kind {
+            RpcErrorKind::Denied => SqlError::Denied { message },
+            RpcErrorKind::Timeout => SqlError::Timeout { message },
+            RpcErrorKind::BadRequest | RpcErrorKind::TooLarge => SqlError::Invalid { message },
+            _ => SqlError::Connection { message },
+        }
+    }
+}
+
+/// What a SQL provider implements, given its state for the caller's link.
+pub trait Handler: Send + Sync {
+    /// The provider's state for one link (its pool).
+    type Link: Send + Sync;
+
+    /// [`Query`].
+    fn query(
+        &self,
+        link: &Self::Link,
+        request: Query,
+    ) -> impl Future<Output = Answer<Query>> + Send;
+    /// [`Execute`].
+    fn execute(
+        &self,
+        link: &Self::Link,
+        request: Execute,
+    ) -> impl Future<Output = Answer<Execute>> + Send;
+}
+
+/// Serves one `trellis:sqldb` invocation with `handler`.
+///
+/// # Errors
+///
+/// [`RpcErrorKind::NotFound`] for an operation the contract does not have;
+/// [`RpcErrorKind::BadRequest`] for a payload that is not its request.
+pub async fn dispatch<H: Handler>(
+    handler: &H,
+    link: &H::Link,
+    operation: &str,
+    payload: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Vec<u8>, RpcError> {
+    match operation {
+        Query::NAME => serve_operation(payload, limits, |r| handler.query(link, r)).await,
+        Execute::NAME => serve_operation(payload, limits, |r| handler.execute(link, r)).await,
+        other => Err(unknown_operation(SqlDb::ID, other)),
+    }
+}

@@ -1,11 +1,12 @@
 //! Links are isolated by their prefixes, and share connections by URL.
 
 use serde_bytes::ByteBuf;
-use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse};
-use trellis_provider_keyvalue_redis::KeyvalueRedis;
-use trellis_provider_sdk::Provider as _;
+use trellis_protocol::contracts::keyvalue::{self as kv, KeyPage};
 
-use crate::{delete_prefix, invoke, link, redis_url, unique_prefix};
+use crate::{
+    call_as, delete_prefix, exists, get, link, linked, redis_url, set, unique_actor, unique_prefix,
+    value,
+};
 
 struct Cleanup(Vec<String>);
 
@@ -22,90 +23,62 @@ async fn two_links_with_different_prefixes_cannot_read_each_others_keys() {
     let url = redis_url();
     let (p1, p2) = (unique_prefix(), unique_prefix());
     let _cleanup = Cleanup(vec![p1.clone(), p2.clone()]);
-    let provider = KeyvalueRedis::new();
-    // Two actors, and a second link of the first actor.
-    let links = [("MONE", "default", &p1), ("MTWO", "default", &p2)];
-    for (actor, name, prefix) in links {
-        provider
-            .put_link(&link(actor, name, &[("url", &url), ("prefix", prefix)]))
+    let linked = linked();
+    for (actor, prefix) in [("MONE", &p1), ("MTWO", &p2)] {
+        linked
+            .put_link(&link(
+                actor,
+                "default",
+                &[("url", &url), ("prefix", prefix)],
+            ))
             .await
             .unwrap();
     }
     // Both links use the same Redis, through one connection manager.
-    assert_eq!(provider.connection_count(), 1);
+    assert_eq!(linked.provider().connection_count(), 1);
 
-    let set = |value: &str| KvRequest::Set {
-        bucket: "default".into(),
-        key: "shared-name".into(),
-        value: ByteBuf::from(value.as_bytes()),
-    };
-    let get = |key: &str| KvRequest::Get {
-        bucket: "default".into(),
-        key: key.into(),
-    };
-    invoke(&provider, "MONE", "default", &set("one"))
+    call_as(&linked, "MONE", "default", set("shared-name", b"one"))
         .await
         .unwrap();
-    invoke(
-        &provider,
-        "MONE",
-        "default",
-        &KvRequest::Set {
-            bucket: "default".into(),
-            key: "only-one".into(),
-            value: ByteBuf::from(&b"1"[..]),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        invoke(&provider, "MTWO", "default", &get("shared-name"))
-            .await
-            .unwrap(),
-        KvResponse::Value { value: None }
-    );
-    assert_eq!(
-        invoke(&provider, "MTWO", "default", &get("only-one"))
-            .await
-            .unwrap(),
-        KvResponse::Value { value: None }
-    );
-    invoke(&provider, "MTWO", "default", &set("two"))
+    call_as(&linked, "MONE", "default", set("only-one", b"1"))
         .await
         .unwrap();
     assert_eq!(
-        invoke(&provider, "MONE", "default", &get("shared-name"))
-            .await
-            .unwrap(),
-        KvResponse::Value {
-            value: Some(ByteBuf::from(&b"one"[..]))
-        }
+        call_as(&linked, "MTWO", "default", get("shared-name")).await,
+        Ok(None)
     );
     assert_eq!(
-        invoke(&provider, "MTWO", "default", &get("shared-name"))
-            .await
-            .unwrap(),
-        KvResponse::Value {
-            value: Some(ByteBuf::from(&b"two"[..]))
-        }
+        call_as(&linked, "MTWO", "default", get("only-one")).await,
+        Ok(None)
+    );
+    call_as(&linked, "MTWO", "default", set("shared-name", b"two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        call_as(&linked, "MONE", "default", get("shared-name")).await,
+        Ok(value(b"one"))
+    );
+    assert_eq!(
+        call_as(&linked, "MTWO", "default", get("shared-name")).await,
+        Ok(value(b"two"))
     );
     // Neither lists, counts or deletes the other's keys.
-    let list = KvRequest::ListKeys {
+    let list = kv::ListKeys {
         bucket: "default".into(),
         cursor: None,
     };
     assert_eq!(
-        invoke(&provider, "MTWO", "default", &list).await.unwrap(),
-        KvResponse::Keys {
+        call_as(&linked, "MTWO", "default", list).await,
+        Ok(KeyPage {
             keys: vec!["shared-name".into()],
             cursor: None
-        }
+        })
     );
-    invoke(
-        &provider,
+    call_as(
+        &linked,
         "MTWO",
         "default",
-        &KvRequest::DeleteMany {
+        kv::DeleteMany {
             bucket: "default".into(),
             keys: vec!["shared-name".into(), "only-one".into()],
         },
@@ -113,62 +86,53 @@ async fn two_links_with_different_prefixes_cannot_read_each_others_keys() {
     .await
     .unwrap();
     assert_eq!(
-        invoke(
-            &provider,
+        call_as(
+            &linked,
             "MONE",
             "default",
-            &KvRequest::GetMany {
+            kv::GetMany {
                 bucket: "default".into(),
                 keys: vec!["shared-name".into(), "only-one".into()],
             }
         )
-        .await
-        .unwrap(),
-        KvResponse::Values {
-            values: vec![
-                ("shared-name".into(), Some(ByteBuf::from(&b"one"[..]))),
-                ("only-one".into(), Some(ByteBuf::from(&b"1"[..]))),
-            ]
-        }
+        .await,
+        Ok(vec![
+            ("shared-name".into(), Some(ByteBuf::from(&b"one"[..]))),
+            ("only-one".into(), Some(ByteBuf::from(&b"1"[..]))),
+        ])
     );
 }
 
 #[tokio::test]
 async fn two_links_of_one_actor_are_isolated_by_the_default_prefix() {
-    let provider = KeyvalueRedis::new();
-    let actor = format!("MTEST{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    let linked = linked();
+    let actor = unique_actor();
     let _cleanup = Cleanup(vec![format!("{actor}:")]);
     for name in ["default", "cache"] {
-        provider
+        linked
             .put_link(&link(&actor, name, &[("url", &redis_url())]))
             .await
             .unwrap();
     }
-    invoke(
-        &provider,
-        &actor,
-        "default",
-        &KvRequest::Set {
-            bucket: "default".into(),
-            key: "k".into(),
-            value: ByteBuf::from(&b"v"[..]),
-        },
-    )
-    .await
-    .unwrap();
+    call_as(&linked, &actor, "default", set("k", b"v"))
+        .await
+        .unwrap();
     assert_eq!(
-        invoke(
-            &provider,
+        call_as(
+            &linked,
             &actor,
             "cache",
-            &KvRequest::Exists {
+            kv::Exists {
                 bucket: "cache".into(),
                 key: "k".into(),
             }
         )
-        .await
-        .unwrap(),
-        KvResponse::Exists { exists: false }
+        .await,
+        Ok(false)
+    );
+    assert_eq!(
+        call_as(&linked, &actor, "default", exists("k")).await,
+        Ok(true)
     );
 }
 
@@ -176,9 +140,9 @@ async fn two_links_of_one_actor_are_isolated_by_the_default_prefix() {
 async fn links_that_configure_the_same_prefix_share_their_keys() {
     let prefix = unique_prefix();
     let _cleanup = Cleanup(vec![prefix.clone()]);
-    let provider = KeyvalueRedis::new();
+    let linked = linked();
     for actor in ["MONE", "MTWO"] {
-        provider
+        linked
             .put_link(&link(
                 actor,
                 "default",
@@ -187,31 +151,17 @@ async fn links_that_configure_the_same_prefix_share_their_keys() {
             .await
             .unwrap();
     }
-    invoke(
-        &provider,
-        "MONE",
-        "default",
-        &KvRequest::Increment {
-            bucket: "default".into(),
-            key: "n".into(),
-            delta: 1,
-        },
-    )
-    .await
-    .unwrap();
+    let increment = || kv::Increment {
+        bucket: "default".into(),
+        key: "n".into(),
+        delta: 1,
+    };
     assert_eq!(
-        invoke(
-            &provider,
-            "MTWO",
-            "default",
-            &KvRequest::Increment {
-                bucket: "default".into(),
-                key: "n".into(),
-                delta: 1,
-            }
-        )
-        .await
-        .unwrap(),
-        KvResponse::Number { value: 2 }
+        call_as(&linked, "MONE", "default", increment()).await,
+        Ok(1)
+    );
+    assert_eq!(
+        call_as(&linked, "MTWO", "default", increment()).await,
+        Ok(2)
     );
 }

@@ -16,13 +16,20 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse, OPERATION};
-use trellis_protocol::{
-    ContractId, DecodeLimits, Entity, EntityKind, LinkDefinition, RpcErrorKind, decode_msgpack,
-    encode_msgpack,
-};
+use serde_bytes::ByteBuf;
+use trellis_protocol::contracts::keyvalue::{self as kv, KvError};
+use trellis_protocol::contracts::{self, Answer, ContractError, ErrorOf, Operation};
+use trellis_protocol::{ContractId, DecodeLimits, Entity, EntityKind, LinkDefinition, RpcError};
 use trellis_provider_keyvalue_redis::KeyvalueRedis;
-use trellis_provider_sdk::{Provider as _, ProviderInvocation};
+use trellis_provider_sdk::LinkedProvider;
+
+/// The provider with the SDK's link table, driven in-process (no NATS).
+pub type Linked = LinkedProvider<KeyvalueRedis>;
+
+/// A fresh provider with no links.
+pub fn linked() -> Linked {
+    LinkedProvider::new(KeyvalueRedis::new())
+}
 
 /// Environment variable naming the shared Redis the tests may use.
 pub const REDIS_URL_ENV: &str = "TRELLIS_TEST_REDIS_URL";
@@ -40,6 +47,11 @@ pub fn unique_prefix() -> String {
     format!("trellis-test:{}:", uuid::Uuid::new_v4())
 }
 
+/// An actor id no other test uses.
+pub fn unique_actor() -> String {
+    format!("MTEST{}", uuid::Uuid::new_v4().simple()).to_uppercase()
+}
+
 /// A link from `actor` under `link_name` to the provider, with `config`.
 pub fn link(actor: &str, link_name: &str, config: &[(&str, &str)]) -> LinkDefinition {
     config.iter().fold(
@@ -53,26 +65,84 @@ pub fn link(actor: &str, link_name: &str, config: &[(&str, &str)]) -> LinkDefini
     )
 }
 
-/// Calls `provider` as `actor` over `link_name`, as the SDK would after
-/// verifying the invocation.
-pub async fn invoke(
-    provider: &KeyvalueRedis,
+/// The origin of an invocation by `actor` over `link_name`.
+pub fn origin(actor: &str, link_name: &str) -> Entity {
+    Entity {
+        kind: EntityKind::Actor,
+        id: actor.to_owned(),
+        contract_id: Some("wasi:keyvalue".to_owned()),
+        link_name: Some(link_name.to_owned()),
+    }
+}
+
+/// Calls `request` on `linked` as `actor` over `link_name`, as the SDK does
+/// once the invocation is verified: the typed answer, or the error of the
+/// invocation itself (a denial, an unknown operation).
+pub async fn invoke<O: Operation>(
+    linked: &Linked,
     actor: &str,
     link_name: &str,
-    request: &KvRequest,
-) -> Result<KvResponse, (RpcErrorKind, String)> {
-    let invocation = ProviderInvocation {
-        origin: Entity {
-            kind: EntityKind::Actor,
-            id: actor.to_owned(),
-            contract_id: Some("wasi:keyvalue".to_owned()),
-            link_name: Some(link_name.to_owned()),
-        },
-        operation: OPERATION.to_owned(),
-        payload: encode_msgpack(request).unwrap(),
-    };
-    let bytes = provider.handle(invocation).await?;
-    Ok(decode_msgpack(&bytes, &DecodeLimits::default()).unwrap())
+    request: O,
+) -> Result<Answer<O>, RpcError> {
+    let payload = contracts::encode_request(&request).unwrap();
+    let bytes = linked
+        .call(&origin(actor, link_name), O::NAME, &payload)
+        .await?;
+    Ok(contracts::decode_answer::<O>(&bytes, &DecodeLimits::default()).unwrap())
+}
+
+/// [`invoke`], with the invocation's error folded into the contract's error
+/// as the host's stub does (a denial is `KvError::AccessDenied`).
+pub async fn call_as<O: Operation>(
+    linked: &Linked,
+    actor: &str,
+    link_name: &str,
+    request: O,
+) -> Answer<O> {
+    invoke(linked, actor, link_name, request)
+        .await
+        .unwrap_or_else(|e| Err(<ErrorOf<O> as ContractError>::from_rpc(e)))
+}
+
+/// `store.get` of `key`.
+pub fn get(key: &str) -> kv::Get {
+    kv::Get {
+        bucket: "default".into(),
+        key: key.into(),
+    }
+}
+
+/// `store.set` of `key` to `value`.
+pub fn set(key: &str, value: &[u8]) -> kv::Set {
+    kv::Set {
+        bucket: "default".into(),
+        key: key.into(),
+        value: ByteBuf::from(value),
+    }
+}
+
+/// `store.exists` of `key`.
+pub fn exists(key: &str) -> kv::Exists {
+    kv::Exists {
+        bucket: "default".into(),
+        key: key.into(),
+    }
+}
+
+/// The answer of a `get` that found `v`.
+pub fn value(v: &[u8]) -> Option<ByteBuf> {
+    Some(ByteBuf::from(v))
+}
+
+/// The message of a `KvError::Other`; panics on any other answer.
+pub fn other_message<T: std::fmt::Debug>(answer: Result<T, KvError>) -> String {
+    match answer {
+        Err(KvError::Other { message }) => {
+            assert!(message.starts_with("keyvalue-redis: "), "{message}");
+            message
+        }
+        other => panic!("expected KvError::Other, got {other:?}"),
+    }
 }
 
 /// Deletes every key under `prefix` in the Redis at `url` (synchronously,
@@ -96,7 +166,7 @@ pub fn delete_prefix(url: &str, prefix: &str) {
 /// A provider with one link to the shared Redis under a unique prefix; the
 /// prefix's keys are deleted when it drops, even after a failed assertion.
 pub struct Fixture {
-    pub provider: KeyvalueRedis,
+    pub linked: Linked,
     pub actor: String,
     pub prefix: String,
     pub url: String,
@@ -104,11 +174,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Self {
-        let provider = KeyvalueRedis::new();
-        let actor = format!("MTEST{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+        let linked = linked();
+        let actor = unique_actor();
         let prefix = unique_prefix();
         let url = redis_url();
-        provider
+        linked
             .put_link(&link(
                 &actor,
                 "default",
@@ -117,18 +187,21 @@ impl Fixture {
             .await
             .unwrap();
         Self {
-            provider,
+            linked,
             actor,
             prefix,
             url,
         }
     }
 
-    /// Sends `request` over the fixture's link.
-    pub async fn call(&self, request: KvRequest) -> KvResponse {
-        invoke(&self.provider, &self.actor, "default", &request)
-            .await
-            .unwrap()
+    /// The provider itself.
+    pub fn provider(&self) -> &KeyvalueRedis {
+        self.linked.provider()
+    }
+
+    /// Calls `request` over the fixture's link, as the host's stub would.
+    pub async fn call<O: Operation>(&self, request: O) -> Answer<O> {
+        call_as(&self.linked, &self.actor, "default", request).await
     }
 
     /// A direct connection to the shared Redis, to look behind the provider.
@@ -235,13 +308,5 @@ impl Drop for RedisServer {
                 .status();
         }
         self.kill();
-    }
-}
-
-/// The message of a [`KvResponse::Error`]; panics on any other answer.
-pub fn error_message(response: KvResponse) -> String {
-    match response {
-        KvResponse::Error { message } => message,
-        other => panic!("expected an error, got {other:?}"),
     }
 }

@@ -5,18 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use serde_bytes::ByteBuf;
-use trellis_protocol::contracts::keyvalue::{KvRequest, KvResponse};
-use trellis_provider_keyvalue_redis::KeyvalueRedis;
-use trellis_provider_sdk::Provider as _;
+use trellis_protocol::contracts::{Answer, Operation};
 
-use crate::{RedisServer, error_message, invoke, link, redis_url, unique_prefix};
+use crate::{
+    Linked, RedisServer, call_as, get, link, linked, other_message, redis_url, set, unique_prefix,
+    value,
+};
 
 const TIMEOUT_MS: u64 = 800;
 
-async fn provider_on(server: &RedisServer) -> KeyvalueRedis {
-    let provider = KeyvalueRedis::new();
-    provider
+async fn provider_on(server: &RedisServer) -> Linked {
+    let linked = linked();
+    linked
         .put_link(&link(
             "MACTOR",
             "default",
@@ -28,62 +28,52 @@ async fn provider_on(server: &RedisServer) -> KeyvalueRedis {
         ))
         .await
         .unwrap();
-    provider
+    linked
 }
 
-fn set(value: &str) -> KvRequest {
-    KvRequest::Set {
-        bucket: "default".into(),
-        key: "k".into(),
-        value: ByteBuf::from(value.as_bytes()),
-    }
-}
-
-fn get() -> KvRequest {
-    KvRequest::Get {
-        bucket: "default".into(),
-        key: "k".into(),
-    }
-}
-
-/// Calls `request` and checks that it took no longer than the link's
-/// timeout (plus scheduling slack).
-async fn bounded_call(provider: &KeyvalueRedis, request: &KvRequest) -> KvResponse {
+/// Calls `request` as `actor` and checks that it took no longer than the
+/// link's timeout (plus scheduling slack).
+async fn bounded_call_as<O: Operation>(linked: &Linked, actor: &str, request: O) -> Answer<O> {
     let started = Instant::now();
-    let response = invoke(provider, "MACTOR", "default", request)
-        .await
-        .unwrap();
+    let answer = call_as(linked, actor, "default", request).await;
     let took = started.elapsed();
     assert!(
         took < Duration::from_millis(TIMEOUT_MS + 400),
         "a call took {took:?}, beyond the {TIMEOUT_MS} ms timeout"
     );
-    response
+    answer
+}
+
+/// [`bounded_call_as`] as `MACTOR`.
+async fn bounded_call<O: Operation>(linked: &Linked, request: O) -> Answer<O> {
+    bounded_call_as(linked, "MACTOR", request).await
+}
+
+/// Whether `message` says that Redis at `url` is down (or, as a connection
+/// attempt may also end, that it did not answer in time).
+fn says_unavailable(message: &str, url: &str) -> bool {
+    message.starts_with(&format!("keyvalue-redis: redis unavailable at {url}: "))
+        || message.starts_with("keyvalue-redis: redis did not answer within")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_gives_a_clear_error_and_recovers() {
     let mut server = RedisServer::start();
-    let provider = provider_on(&server).await;
-    assert_eq!(
-        bounded_call(&provider, &set("before")).await,
-        KvResponse::Done
-    );
-    assert!(provider.health().await.healthy);
+    let linked = provider_on(&server).await;
+    assert_eq!(bounded_call(&linked, set("k", b"before")).await, Ok(()));
+    assert!(linked.health().await.healthy);
 
     server.kill();
-    // Every call fails, promptly, saying Redis is unavailable.
-    for request in [get(), set("during"), get()] {
-        let message = error_message(bounded_call(&provider, &request).await);
-        assert!(
-            message.starts_with(&format!(
-                "keyvalue-redis: redis unavailable at {}",
-                server.url()
-            )) || message.starts_with("keyvalue-redis: redis did not answer within"),
-            "{message}"
-        );
+    // Every call fails, promptly, as `other`, saying Redis is unavailable.
+    let messages = [
+        other_message(bounded_call(&linked, get("k")).await),
+        other_message(bounded_call(&linked, set("k", b"during")).await),
+        other_message(bounded_call(&linked, get("k")).await),
+    ];
+    for message in messages {
+        assert!(says_unavailable(&message, &server.url()), "{message}");
     }
-    let health = provider.health().await;
+    let health = linked.health().await;
     assert!(!health.healthy);
     assert!(
         health.message.starts_with("redis unavailable:") && health.message.contains(&server.url()),
@@ -96,32 +86,27 @@ async fn redis_down_gives_a_clear_error_and_recovers() {
     // see the outage.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match bounded_call(&provider, &set("after")).await {
-            KvResponse::Done => break,
-            other => {
-                assert!(Instant::now() < deadline, "no recovery: {other:?}");
+        match bounded_call(&linked, set("k", b"after")).await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no recovery: {e:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    assert_eq!(
-        bounded_call(&provider, &get()).await,
-        KvResponse::Value {
-            value: Some(ByteBuf::from(&b"after"[..]))
-        }
-    );
-    assert!(provider.health().await.healthy);
+    assert_eq!(bounded_call(&linked, get("k")).await, Ok(value(b"after")));
+    assert!(linked.health().await.healthy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_stops_answering_times_out_within_timeout_ms() {
     let server = RedisServer::start();
-    let provider = provider_on(&server).await;
-    assert_eq!(bounded_call(&provider, &set("v")).await, KvResponse::Done);
+    let linked = provider_on(&server).await;
+    assert_eq!(bounded_call(&linked, set("k", b"v")).await, Ok(()));
 
     // A frozen Redis keeps its connections open but never answers.
     server.signal("STOP");
-    let message = error_message(bounded_call(&provider, &get()).await);
+    let message = other_message(bounded_call(&linked, get("k")).await);
     assert_eq!(
         message,
         format!(
@@ -130,7 +115,7 @@ async fn a_redis_that_stops_answering_times_out_within_timeout_ms() {
         )
     );
     let started = Instant::now();
-    let health = provider.health().await;
+    let health = linked.health().await;
     assert!(
         !health.healthy && health.message.contains("no answer to PING"),
         "{}",
@@ -139,19 +124,14 @@ async fn a_redis_that_stops_answering_times_out_within_timeout_ms() {
     assert!(started.elapsed() < Duration::from_secs(2));
 
     server.signal("CONT");
-    assert_eq!(
-        bounded_call(&provider, &get()).await,
-        KvResponse::Value {
-            value: Some(ByteBuf::from(&b"v"[..]))
-        }
-    );
+    assert_eq!(bounded_call(&linked, get("k")).await, Ok(value(b"v")));
 }
 
 #[tokio::test]
 async fn a_link_to_a_redis_that_never_ran_fails_fast_and_makes_health_unhealthy() {
-    let provider = KeyvalueRedis::new();
+    let linked = linked();
     let dead = format!("redis://127.0.0.1:{}", trellis_test_support::free_port());
-    provider
+    linked
         .put_link(&link(
             "MDEAD",
             "default",
@@ -160,7 +140,7 @@ async fn a_link_to_a_redis_that_never_ran_fails_fast_and_makes_health_unhealthy(
         .await
         .unwrap();
     let prefix = unique_prefix();
-    provider
+    linked
         .put_link(&link(
             "MALIVE",
             "default",
@@ -168,22 +148,16 @@ async fn a_link_to_a_redis_that_never_ran_fails_fast_and_makes_health_unhealthy(
         ))
         .await
         .unwrap();
-    assert_eq!(provider.connection_count(), 2);
+    assert_eq!(linked.provider().connection_count(), 2);
 
-    let message = error_message(bounded_call_as(&provider, "MDEAD").await);
-    assert!(
-        message.starts_with(&format!("keyvalue-redis: redis unavailable at {dead}: "))
-            || message.starts_with("keyvalue-redis: redis did not answer within"),
-        "{message}"
-    );
+    let message = other_message(bounded_call_as(&linked, "MDEAD", get("k")).await);
+    assert!(says_unavailable(&message, &dead), "{message}");
     // The healthy link is unaffected.
     assert_eq!(
-        invoke(&provider, "MALIVE", "default", &get())
-            .await
-            .unwrap(),
-        KvResponse::Value { value: None }
+        call_as(&linked, "MALIVE", "default", get("k")).await,
+        Ok(None)
     );
-    let health = provider.health().await;
+    let health = linked.health().await;
     assert!(
         !health.healthy && health.message.contains(&dead),
         "{}",
@@ -191,14 +165,7 @@ async fn a_link_to_a_redis_that_never_ran_fails_fast_and_makes_health_unhealthy(
     );
     assert!(!health.message.contains(&redis_url()), "{}", health.message);
 
-    provider.delete_link(&link("MDEAD", "default", &[])).await;
-    assert_eq!(provider.connection_count(), 1);
-    assert!(provider.health().await.healthy);
-}
-
-async fn bounded_call_as(provider: &KeyvalueRedis, actor: &str) -> KvResponse {
-    let started = Instant::now();
-    let response = invoke(provider, actor, "default", &get()).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS + 400));
-    response
+    linked.delete_link(&link("MDEAD", "default", &[])).await;
+    assert_eq!(linked.provider().connection_count(), 1);
+    assert!(linked.health().await.healthy);
 }

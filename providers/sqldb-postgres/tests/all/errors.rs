@@ -3,11 +3,17 @@
 use std::time::{Duration, Instant};
 
 use trellis_protocol::RpcErrorKind;
-use trellis_protocol::contracts::sqldb::{EXECUTE_OPERATION, SqlError, SqlValue};
-use trellis_provider_sdk::Provider;
-use trellis_provider_sqldb_postgres::SqlDbProvider;
+use trellis_protocol::contracts::Operation as _;
+use trellis_protocol::contracts::sqldb::{self as sql, SqlError, SqlValue};
 
-use crate::{ACTOR, Table, execute, invoke, link, linked_provider, postgres_url, query, scalar};
+use crate::{
+    ACTOR, Table, call_as, execute, invoke, link, linked_provider, origin, postgres_url, query,
+    request, scalar, unlinked_provider,
+};
+
+fn select_one() -> sql::Execute {
+    sql::Execute(request("SELECT 1", vec![]))
+}
 
 #[tokio::test]
 async fn a_bad_statement_returns_its_sqlstate_and_the_provider_keeps_serving() {
@@ -155,76 +161,56 @@ async fn execute_returns_rows_affected() {
 #[tokio::test]
 async fn calls_without_a_usable_link_are_denied() {
     let provider = linked_provider(&[]).await;
-    let denied = invoke(
-        &provider,
-        "MOTHERACTOR",
-        EXECUTE_OPERATION,
-        "SELECT 1",
-        vec![],
-    )
-    .await;
+    let denied = invoke(&provider, "MOTHERACTOR", select_one()).await;
     assert!(
-        matches!(&denied, Err((RpcErrorKind::Denied, m)) if m.contains("MOTHERACTOR")),
+        matches!(&denied, Err(e) if e.kind == RpcErrorKind::Denied && e.message.contains("MOTHERACTOR")),
         "{denied:?}"
     );
+    // The host's stub sees it as the contract's own denial.
+    let denied = call_as(&provider, "MOTHERACTOR", select_one()).await;
+    assert!(matches!(denied, Err(SqlError::Denied { .. })), "{denied:?}");
 
     // A link without a url is refused, and so are its calls, with the reason.
     let refused = provider
         .put_link(&link("MOTHERACTOR", &[("pool_size", "2")]))
         .await;
     assert!(refused.unwrap_err().contains("url"));
-    let denied = invoke(
-        &provider,
-        "MOTHERACTOR",
-        EXECUTE_OPERATION,
-        "SELECT 1",
-        vec![],
-    )
-    .await;
+    assert!(!provider.is_linked("MOTHERACTOR", "default"));
+    let denied = invoke(&provider, "MOTHERACTOR", select_one()).await;
     assert!(
-        matches!(&denied, Err((RpcErrorKind::Denied, m)) if m.contains("url")),
+        matches!(&denied, Err(e) if e.kind == RpcErrorKind::Denied && e.message.contains("url")),
         "{denied:?}"
     );
+    // A refused link holds no pool.
+    assert_eq!(provider.provider().pool_count(), 1);
 
-    // Once deleted, the working link denies too.
+    // Once deleted, the working link denies too, and its pool is closed.
     assert_eq!(execute(&provider, "SELECT 1", vec![]).await, Ok(1));
     provider.delete_link(&link(ACTOR, &[])).await;
-    let denied = invoke(&provider, ACTOR, EXECUTE_OPERATION, "SELECT 1", vec![]).await;
+    let denied = invoke(&provider, ACTOR, select_one()).await;
     assert!(
-        matches!(denied, Err((RpcErrorKind::Denied, _))),
+        matches!(&denied, Err(e) if e.kind == RpcErrorKind::Denied),
         "{denied:?}"
     );
+    assert_eq!(provider.provider().pool_count(), 0);
 }
 
 #[tokio::test]
 async fn unknown_operations_and_malformed_payloads_are_refused() {
     let provider = linked_provider(&[]).await;
-    let unknown = invoke(
-        &provider,
-        ACTOR,
-        "trellis:sqldb/query.drop",
-        "SELECT 1",
-        vec![],
-    )
-    .await;
+    let payload = trellis_protocol::contracts::encode_request(&select_one()).unwrap();
+    let unknown = provider
+        .call(&origin(ACTOR), "trellis:sqldb/query.drop", &payload)
+        .await;
     assert!(
-        matches!(unknown, Err((RpcErrorKind::NotFound, _))),
+        matches!(&unknown, Err(e) if e.kind == RpcErrorKind::NotFound),
         "{unknown:?}"
     );
     let garbage = provider
-        .handle(trellis_provider_sdk::ProviderInvocation {
-            origin: trellis_protocol::Entity {
-                kind: trellis_protocol::EntityKind::Actor,
-                id: ACTOR.into(),
-                contract_id: Some("trellis:sqldb".into()),
-                link_name: Some("default".into()),
-            },
-            operation: EXECUTE_OPERATION.into(),
-            payload: vec![0xc1, 0xff],
-        })
+        .call(&origin(ACTOR), sql::Execute::NAME, &[0xc1, 0xff])
         .await;
     assert!(
-        matches!(garbage, Err((RpcErrorKind::BadRequest, _))),
+        matches!(&garbage, Err(e) if e.kind == RpcErrorKind::BadRequest),
         "{garbage:?}"
     );
 }
@@ -253,19 +239,9 @@ async fn an_unreachable_database_is_a_connection_error_and_makes_the_provider_un
         .await
         .unwrap();
     let started = Instant::now();
-    let result = invoke(
-        &provider,
-        "MUNREACHABLE",
-        EXECUTE_OPERATION,
-        "SELECT 1",
-        vec![],
-    )
-    .await;
-    let answer: Result<u64, SqlError> = trellis_protocol::decode_msgpack(
-        &result.unwrap(),
-        &trellis_protocol::DecodeLimits::default(),
-    )
-    .unwrap();
+    let answer = invoke(&provider, "MUNREACHABLE", select_one())
+        .await
+        .unwrap();
     match answer {
         Err(SqlError::Connection { message }) => {
             assert!(message.contains("postgres@127.0.0.1:"), "{message}");
@@ -294,7 +270,7 @@ async fn an_unreachable_database_is_a_connection_error_and_makes_the_provider_un
 async fn tls_require_verifies_the_server_certificate() {
     // The test server's certificate (if it has TLS at all) is not signed by
     // a public CA, so `require` must refuse to talk to it.
-    let provider = SqlDbProvider::new();
+    let provider = unlinked_provider();
     let url = postgres_url();
     provider
         .put_link(&link(ACTOR, &[("url", &url), ("tls", "require")]))

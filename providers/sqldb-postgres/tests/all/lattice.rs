@@ -6,17 +6,27 @@ use std::time::{Duration, Instant};
 
 use trellis_claims::invocation::{InvocationSigner, issue_credential};
 use trellis_claims::keys::{KeyKind, generate};
-use trellis_lattice_client::RpcClient;
-use trellis_protocol::contracts::sqldb::{
-    EXECUTE_OPERATION, ExecuteResponse, QUERY_OPERATION, QueryResponse, SqlRequest, SqlValue,
-};
-use trellis_protocol::{
-    ContractId, DecodeLimits, Entity, EntityKind, Lattice, LinkDefinition, RpcErrorKind,
-    decode_msgpack, encode_msgpack,
-};
+use trellis_lattice_client::{InvokeError, RpcClient};
+use trellis_protocol::contracts::sqldb::{self as sql, SqlValue};
+use trellis_protocol::contracts::{self, Answer, Operation};
+use trellis_protocol::{ContractId, DecodeLimits, Lattice, LinkDefinition, RpcErrorKind};
 use trellis_test_support::host::TestLattice;
 
-use crate::{Table, postgres_url};
+use crate::{Table, postgres_url, request};
+
+/// Sends `operation` along `route` through `rpc`, as a host does for an
+/// actor: the typed answer, or the error of the invocation itself.
+async fn invoke<O: Operation>(
+    rpc: &RpcClient,
+    route: &trellis_protocol::Route,
+    operation: O,
+) -> Result<Answer<O>, InvokeError> {
+    let payload = contracts::encode_request(&operation).unwrap();
+    let bytes = rpc
+        .invoke(route, O::NAME, payload, Duration::from_secs(5))
+        .await?;
+    Ok(contracts::decode_answer::<O>(&bytes, &DecodeLimits::default()).unwrap())
+}
 
 /// How long the provider process may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(8);
@@ -59,37 +69,10 @@ async fn an_actors_statement_reaches_postgres_through_the_lattice() {
     let signer = InvocationSigner::new(key, credential, Duration::from_secs(30)).unwrap();
     let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
     let rpc = RpcClient::new(nats, signer, 1024 * 1024);
-    let subject = Lattice::new(lattice.name.clone())
+    let route = Lattice::new(lattice.name.clone())
         .unwrap()
-        .rpc(&provider.id, Some("default"))
+        .route_to_provider(&link)
         .unwrap();
-    let origin = Entity {
-        kind: EntityKind::Actor,
-        id: actor.clone(),
-        contract_id: Some(contract.to_string()),
-        link_name: Some("default".into()),
-    };
-    let target = Entity {
-        kind: EntityKind::Provider,
-        id: provider.id.clone(),
-        contract_id: Some(contract.to_string()),
-        link_name: Some("default".into()),
-    };
-    let call = |operation: &'static str, statement: String, params: Vec<SqlValue>| {
-        let (rpc, subject, origin, target) = (&rpc, &subject, origin.clone(), target.clone());
-        async move {
-            let payload = encode_msgpack(&SqlRequest { statement, params }).unwrap();
-            rpc.invoke(
-                subject,
-                origin,
-                target,
-                operation,
-                payload,
-                Duration::from_secs(5),
-            )
-            .await
-        }
-    };
 
     // The process needs a moment to start. A link put before it subscribed
     // is not delivered again, so it is put again while the provider denies.
@@ -102,19 +85,19 @@ async fn an_actors_statement_reaches_postgres_through_the_lattice() {
     ];
     let started = Instant::now();
     let answer = loop {
-        match call(EXECUTE_OPERATION, insert.clone(), params.clone()).await {
+        let execute = sql::Execute(request(&insert, params.clone()));
+        match invoke(&rpc, &route, execute).await {
             Ok(answer) => break answer,
-            Err((RpcErrorKind::NotFound | RpcErrorKind::Timeout, _))
-                if started.elapsed() < START_TIMEOUT => {}
-            Err((RpcErrorKind::Denied, _)) if started.elapsed() < START_TIMEOUT => {
-                host.put_link(link.clone()).await.unwrap();
-            }
+            Err(e) if started.elapsed() < START_TIMEOUT => match e.rpc_kind() {
+                RpcErrorKind::NotFound | RpcErrorKind::Timeout => {}
+                RpcErrorKind::Denied => host.put_link(link.clone()).await.unwrap(),
+                _ => panic!("the provider did not answer: {e:?}"),
+            },
             Err(e) => panic!("the provider did not answer: {e:?}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let affected: ExecuteResponse = decode_msgpack(&answer, &DecodeLimits::default()).unwrap();
-    assert_eq!(affected, Ok(2));
+    assert_eq!(answer, Ok(2));
 
     // The rows are in PostgreSQL, seen from another connection.
     let rows = admin
@@ -131,15 +114,15 @@ async fn an_actors_statement_reaches_postgres_through_the_lattice() {
     );
 
     // And a query comes back through the lattice with its columns.
-    let answer = call(
-        QUERY_OPERATION,
-        format!("SELECT note FROM {} WHERE id = $1", table.name),
-        vec![SqlValue::Int8(1)],
+    let select = format!("SELECT note FROM {} WHERE id = $1", table.name);
+    let rows = invoke(
+        &rpc,
+        &route,
+        sql::Query(request(&select, vec![SqlValue::Int8(1)])),
     )
     .await
+    .unwrap()
     .unwrap();
-    let rows: QueryResponse = decode_msgpack(&answer, &DecodeLimits::default()).unwrap();
-    let rows = rows.unwrap();
     assert_eq!(rows.columns[0].name, "note");
     assert_eq!(rows.columns[0].type_name, "text");
     assert_eq!(
@@ -148,24 +131,19 @@ async fn an_actors_statement_reaches_postgres_through_the_lattice() {
     );
 
     // An actor without a link is denied by the provider itself.
-    let mut stranger = origin.clone();
-    stranger.id = generate(KeyKind::Actor).public_key();
-    let denied = rpc
-        .invoke(
-            &subject,
-            stranger,
-            target.clone(),
-            QUERY_OPERATION,
-            encode_msgpack(&SqlRequest {
-                statement: "SELECT 1".into(),
-                params: vec![],
-            })
-            .unwrap(),
-            Duration::from_secs(5),
-        )
-        .await;
+    let stranger = LinkDefinition::new(
+        generate(KeyKind::Actor).public_key(),
+        contract,
+        "default",
+        &provider.id,
+    );
+    let stranger = Lattice::new(lattice.name.clone())
+        .unwrap()
+        .route_to_provider(&stranger)
+        .unwrap();
+    let denied = invoke(&rpc, &stranger, sql::Query(request("SELECT 1", vec![]))).await;
     assert!(
-        matches!(denied, Err((RpcErrorKind::Denied, _))),
+        matches!(&denied, Err(e) if e.rpc_kind() == RpcErrorKind::Denied),
         "{denied:?}"
     );
 

@@ -14,16 +14,19 @@ mod types;
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
-use trellis_protocol::contracts::sqldb::{
-    EXECUTE_OPERATION, QUERY_OPERATION, SqlError, SqlRequest, SqlRows, SqlValue,
-};
-use trellis_protocol::{
-    ContractId, DecodeLimits, Entity, EntityKind, LinkDefinition, RpcErrorKind, decode_msgpack,
-    encode_msgpack,
-};
-use trellis_provider_sdk::{Provider, ProviderInvocation};
+use trellis_protocol::contracts::sqldb::{self as sql, SqlError, SqlRequest, SqlRows, SqlValue};
+use trellis_protocol::contracts::{self, Answer, ContractError, ErrorOf, Operation};
+use trellis_protocol::{ContractId, DecodeLimits, Entity, EntityKind, LinkDefinition, RpcError};
+use trellis_provider_sdk::LinkedProvider;
 use trellis_provider_sqldb_postgres::SqlDbProvider;
+
+/// The provider with the SDK's link table, driven in-process (no NATS).
+pub type Linked = LinkedProvider<SqlDbProvider>;
+
+/// A provider with no links.
+pub fn unlinked_provider() -> Linked {
+    LinkedProvider::new(SqlDbProvider::new())
+}
 
 /// Environment variable naming the test database.
 pub const POSTGRES_URL_ENV: &str = "TRELLIS_TEST_POSTGRES_URL";
@@ -56,69 +59,75 @@ pub fn link(actor: &str, config: &[(&str, &str)]) -> LinkDefinition {
 
 /// A provider with [`ACTOR`] linked to the test database, with extra
 /// link config `extra`.
-pub async fn linked_provider(extra: &[(&str, &str)]) -> SqlDbProvider {
-    let provider = SqlDbProvider::new();
+pub async fn linked_provider(extra: &[(&str, &str)]) -> Linked {
+    let linked = unlinked_provider();
     let url = postgres_url();
     let mut config = vec![("url", url.as_str())];
     config.extend_from_slice(extra);
-    provider.put_link(&link(ACTOR, &config)).await.unwrap();
-    provider
+    linked.put_link(&link(ACTOR, &config)).await.unwrap();
+    linked
 }
 
-/// Calls `operation` as `actor` and returns the raw RPC result.
-pub async fn invoke(
-    provider: &SqlDbProvider,
-    actor: &str,
-    operation: &str,
-    statement: &str,
-    params: Vec<SqlValue>,
-) -> Result<Vec<u8>, (RpcErrorKind, String)> {
-    let request = SqlRequest {
+/// The origin of an invocation by `actor` (link name `default`).
+pub fn origin(actor: &str) -> Entity {
+    Entity {
+        kind: EntityKind::Actor,
+        id: actor.to_owned(),
+        contract_id: Some("trellis:sqldb".to_owned()),
+        link_name: Some("default".to_owned()),
+    }
+}
+
+/// A statement and its parameters.
+pub fn request(statement: &str, params: Vec<SqlValue>) -> SqlRequest {
+    SqlRequest {
         statement: statement.to_owned(),
         params,
-    };
-    provider
-        .handle(ProviderInvocation {
-            origin: Entity {
-                kind: EntityKind::Actor,
-                id: actor.to_owned(),
-                contract_id: Some("trellis:sqldb".to_owned()),
-                link_name: Some("default".to_owned()),
-            },
-            operation: operation.to_owned(),
-            payload: encode_msgpack(&request).unwrap(),
-        })
-        .await
+    }
 }
 
-fn answer<T: DeserializeOwned>(
-    raw: Result<Vec<u8>, (RpcErrorKind, String)>,
-) -> Result<T, SqlError> {
-    let payload = raw.unwrap_or_else(|e| panic!("the invocation failed: {e:?}"));
-    decode_msgpack::<Result<T, SqlError>>(&payload, &DecodeLimits::default()).unwrap()
+/// Calls `request` on `linked` as `actor`, as the SDK does once the
+/// invocation is verified: the typed answer, or the error of the invocation
+/// itself (a denial, an unknown operation).
+pub async fn invoke<O: Operation>(
+    linked: &Linked,
+    actor: &str,
+    request: O,
+) -> Result<Answer<O>, RpcError> {
+    let payload = contracts::encode_request(&request).unwrap();
+    let bytes = linked.call(&origin(actor), O::NAME, &payload).await?;
+    Ok(contracts::decode_answer::<O>(&bytes, &DecodeLimits::default()).unwrap())
+}
+
+/// [`invoke`], with the invocation's error folded into the contract's
+/// error as the host's stub does (a denial is `SqlError::Denied`).
+pub async fn call_as<O: Operation>(linked: &Linked, actor: &str, request: O) -> Answer<O> {
+    invoke(linked, actor, request)
+        .await
+        .unwrap_or_else(|e| Err(<ErrorOf<O> as ContractError>::from_rpc(e)))
 }
 
 /// `query` as [`ACTOR`].
 pub async fn query(
-    provider: &SqlDbProvider,
+    linked: &Linked,
     statement: &str,
     params: Vec<SqlValue>,
 ) -> Result<SqlRows, SqlError> {
-    answer(invoke(provider, ACTOR, QUERY_OPERATION, statement, params).await)
+    call_as(linked, ACTOR, sql::Query(request(statement, params))).await
 }
 
 /// `execute` as [`ACTOR`].
 pub async fn execute(
-    provider: &SqlDbProvider,
+    linked: &Linked,
     statement: &str,
     params: Vec<SqlValue>,
 ) -> Result<u64, SqlError> {
-    answer(invoke(provider, ACTOR, EXECUTE_OPERATION, statement, params).await)
+    call_as(linked, ACTOR, sql::Execute(request(statement, params))).await
 }
 
 /// The single value of a one-row, one-column result.
-pub async fn scalar(provider: &SqlDbProvider, statement: &str, params: Vec<SqlValue>) -> SqlValue {
-    let rows = query(provider, statement, params)
+pub async fn scalar(linked: &Linked, statement: &str, params: Vec<SqlValue>) -> SqlValue {
+    let rows = query(linked, statement, params)
         .await
         .unwrap_or_else(|e| panic!("{statement}: {e:?}"));
     assert_eq!(rows.rows.len(), 1, "{statement}");

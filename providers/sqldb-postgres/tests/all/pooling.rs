@@ -1,10 +1,15 @@
 //! Pools: sharing, statement caching, clean sessions, concurrency.
 
-use trellis_protocol::contracts::sqldb::{QUERY_OPERATION, SqlRows, SqlValue};
-use trellis_provider_sdk::Provider;
-use trellis_provider_sqldb_postgres::SqlDbProvider;
+use trellis_protocol::contracts::sqldb::{self as sql, SqlRows, SqlValue};
 
-use crate::{Table, execute, invoke, link, linked_provider, postgres_url, query, scalar};
+use crate::{
+    Table, call_as, execute, link, linked_provider, postgres_url, query, request, scalar,
+    unlinked_provider,
+};
+
+fn select_one() -> sql::Query {
+    sql::Query(request("SELECT 1", vec![]))
+}
 
 /// The test URL with an `application_name` of its own, to find the
 /// provider's connections in `pg_stat_activity`.
@@ -30,7 +35,7 @@ async fn connections_tagged(tag: &str) -> i64 {
 #[tokio::test]
 async fn links_with_the_same_settings_share_one_pool() {
     let (url, tag) = tagged_url();
-    let provider = SqlDbProvider::new();
+    let provider = unlinked_provider();
     for actor in ["MFIRST", "MSECOND"] {
         provider
             .put_link(&link(actor, &[("url", &url), ("pool_size", "1")]))
@@ -38,10 +43,9 @@ async fn links_with_the_same_settings_share_one_pool() {
             .unwrap();
     }
     for actor in ["MFIRST", "MSECOND", "MFIRST"] {
-        invoke(&provider, actor, QUERY_OPERATION, "SELECT 1", vec![])
-            .await
-            .unwrap();
+        call_as(&provider, actor, select_one()).await.unwrap();
     }
+    assert_eq!(provider.provider().pool_count(), 1);
     assert_eq!(connections_tagged(&tag).await, 1);
 
     // A different pool size is a pool of its own.
@@ -49,15 +53,15 @@ async fn links_with_the_same_settings_share_one_pool() {
         .put_link(&link("MTHIRD", &[("url", &url), ("pool_size", "2")]))
         .await
         .unwrap();
-    invoke(&provider, "MTHIRD", QUERY_OPERATION, "SELECT 1", vec![])
-        .await
-        .unwrap();
+    call_as(&provider, "MTHIRD", select_one()).await.unwrap();
+    assert_eq!(provider.provider().pool_count(), 2);
     assert_eq!(connections_tagged(&tag).await, 2);
 
     // Once no link uses a pool, its connections close.
     for actor in ["MFIRST", "MSECOND", "MTHIRD"] {
         provider.delete_link(&link(actor, &[])).await;
     }
+    assert_eq!(provider.provider().pool_count(), 0);
     let mut remaining = -1;
     for _ in 0..50 {
         remaining = connections_tagged(&tag).await;
