@@ -5,9 +5,8 @@
 //!   `200 {"name":"{name}","count":n}`.
 //! - A key-value failure answers `500 {"error":"…","kind":"…"}`, where
 //!   `kind` is `denied` when the host refused the capability (no claim for
-//!   `wasi:keyvalue`, or no link: the store's `access-denied`, or an
-//!   `other` error whose text starts `denied:`), `no_such_store`, or
-//!   `other` (e.g. Redis unreachable).
+//!   `wasi:keyvalue`, or no link: the store's typed `access-denied` error),
+//!   `no_such_store`, or `other` (e.g. Redis unreachable).
 //! - Other paths answer `404`, other methods `405`.
 //!
 //! Counter keys are `counter:{name}`; names are limited to 64 ASCII
@@ -78,7 +77,6 @@ fn describe(error: store::Error) -> (&'static str, String) {
     match error {
         store::Error::NoSuchStore => ("no_such_store", "no such store".to_owned()),
         store::Error::AccessDenied => ("denied", "access denied".to_owned()),
-        store::Error::Other(message) if message.starts_with("denied:") => ("denied", message),
         store::Error::Other(message) => ("other", message),
     }
 }
