@@ -5,18 +5,16 @@
 //!   `200 {"name":"{name}","count":n}`.
 //! - A key-value failure answers `500 {"error":"…","kind":"…"}`, where
 //!   `kind` is `denied` when the host refused the capability (no claim for
-//!   `wasi:keyvalue`, or no link: the store's `access-denied`, or an
-//!   `other` error whose text starts `denied:`), `no_such_store`, or
-//!   `other` (e.g. Redis unreachable).
+//!   `wasi:keyvalue`, or no link: the store's typed `access-denied` error),
+//!   `no_such_store`, or `other` (e.g. Redis unreachable).
 //! - Other paths answer `404`, other methods `405`.
 //!
 //! Counter keys are `counter:{name}`; names are limited to 64 ASCII
 //! letters, digits, `-` and `_` (`400` otherwise).
 
 use ::wasi::exports::http::incoming_handler::Guest;
-use ::wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use ::wasi::http::types::{IncomingRequest, Method, ResponseOutparam};
+use actor_util::{json_error, json_string, path, respond_json};
 
 mod bindings {
     wit_bindgen::generate!({
@@ -41,9 +39,8 @@ struct KvCounter;
 
 impl Guest for KvCounter {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_default();
-        let path = path.split('?').next().unwrap_or_default().to_owned();
-        let (status, body) = match (request.method(), path.strip_prefix("/counter/")) {
+        let target = request.path_with_query().unwrap_or_default();
+        let (status, body) = match (request.method(), path(&target).strip_prefix("/counter/")) {
             (Method::Get, Some(name)) if valid_name(name) => match increment(name) {
                 Ok(count) => (200, format!(r#"{{"name":"{name}","count":{count}}}"#)),
                 Err((kind, message)) => (
@@ -53,15 +50,12 @@ impl Guest for KvCounter {
             },
             (Method::Get, Some(_)) => (
                 400,
-                r#"{"error":"counter names are 1 to 64 letters, digits, '-' or '_'"}"#.to_owned(),
+                json_error("counter names are 1 to 64 letters, digits, '-' or '_'"),
             ),
-            (Method::Get, None) => (
-                404,
-                r#"{"error":"not found; try GET /counter/{name}"}"#.to_owned(),
-            ),
-            _ => (405, r#"{"error":"method not allowed"}"#.to_owned()),
+            (Method::Get, None) => (404, json_error("not found; try GET /counter/{name}")),
+            _ => (405, json_error("method not allowed")),
         };
-        respond(response_out, status, &body);
+        respond_json(response_out, status, Some(&body));
     }
 }
 
@@ -83,44 +77,6 @@ fn describe(error: store::Error) -> (&'static str, String) {
     match error {
         store::Error::NoSuchStore => ("no_such_store", "no such store".to_owned()),
         store::Error::AccessDenied => ("denied", "access denied".to_owned()),
-        store::Error::Other(message) if message.starts_with("denied:") => ("denied", message),
         store::Error::Other(message) => ("other", message),
     }
-}
-
-/// A JSON string literal for `s`.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &str) {
-    let Ok(headers) =
-        Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
-    else {
-        return;
-    };
-    let response = OutgoingResponse::new(headers);
-    if response.set_status_code(status).is_err() {
-        return;
-    }
-    let Ok(outgoing) = response.body() else {
-        return;
-    };
-    ResponseOutparam::set(out, Ok(response));
-    if let Ok(stream) = outgoing.write() {
-        let _ = stream.blocking_write_and_flush(body.as_bytes());
-        drop(stream);
-    }
-    let _ = OutgoingBody::finish(outgoing, None);
 }

@@ -15,9 +15,8 @@
 //! capability included), other methods `405`, other paths `404`.
 
 use ::wasi::exports::http::incoming_handler::Guest;
-use ::wasi::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use ::wasi::http::types::{IncomingRequest, Method, ResponseOutparam};
+use actor_util::{read_body, respond_json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -61,13 +60,13 @@ impl Guest for Todo {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let (status, body) = route(&request)
             .unwrap_or_else(|(status, message)| (status, Some(json!({ "error": message }))));
-        respond(response_out, status, body);
+        respond_json(response_out, status, body.map(|b| b.to_string()).as_deref());
     }
 }
 
 fn route(request: &IncomingRequest) -> Result<Answer, (u16, String)> {
-    let path = request.path_with_query().unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default();
+    let target = request.path_with_query().unwrap_or_default();
+    let path = actor_util::path(&target);
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match (request.method(), segments.as_slice()) {
         (Method::Get, ["todos"]) => list(),
@@ -235,55 +234,7 @@ fn describe(error: SqlError) -> (u16, String) {
     (500, message)
 }
 
+/// The request body, to be parsed as JSON by the caller.
 fn read_json(request: &IncomingRequest) -> Result<Vec<u8>, (u16, String)> {
-    let body = request
-        .consume()
-        .map_err(|()| (400, "cannot read the request body".to_owned()))?;
-    let stream = body
-        .stream()
-        .map_err(|()| (400, "cannot read the request body".to_owned()))?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(16 * 1024) {
-            Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() as u64 > MAX_BODY_BYTES {
-                    return Err((400, format!("the body exceeds {MAX_BODY_BYTES} bytes")));
-                }
-            }
-            Err(::wasi::io::streams::StreamError::Closed) => break,
-            Err(e) => return Err((400, format!("cannot read the request body: {e:?}"))),
-        }
-    }
-    drop(stream);
-    IncomingBody::finish(body);
-    Ok(bytes)
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: Option<Value>) {
-    let Ok(headers) =
-        Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
-    else {
-        return;
-    };
-    let response = OutgoingResponse::new(headers);
-    if response.set_status_code(status).is_err() {
-        return;
-    }
-    let Ok(outgoing) = response.body() else {
-        return;
-    };
-    ResponseOutparam::set(out, Ok(response));
-    if let Some(body) = body
-        && let Ok(stream) = outgoing.write()
-    {
-        let text = body.to_string();
-        for chunk in text.as_bytes().chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
-        drop(stream);
-    }
-    let _ = OutgoingBody::finish(outgoing, None);
+    read_body(request, MAX_BODY_BYTES).map_err(|message| (400, message))
 }
