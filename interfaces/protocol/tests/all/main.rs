@@ -3,5 +3,6 @@
 // A panic in a test is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod events;
 mod golden;
 mod hostile;
