@@ -3,6 +3,7 @@
 // A panic in a test is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod doc_drift;
 mod events;
 mod golden;
 mod hostile;
