@@ -7,3 +7,4 @@ mod doc_drift;
 mod events;
 mod golden;
 mod hostile;
+mod lenient;
