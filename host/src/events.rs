@@ -3,8 +3,7 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
-use trellis_protocol::{CloudEvent, EventType, Lattice};
+use trellis_protocol::{CloudEvent, EventData, Lattice};
 
 /// Publishes this host's events.
 #[derive(Clone)]
@@ -24,13 +23,14 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes one event. Failures are logged, never returned: an event
-    /// that cannot be sent must not fail the state change it reports.
-    pub async fn publish<T: Serialize>(&self, event_type: EventType, data: T) {
-        let event = CloudEvent::new(
+    /// Publishes one event; its type is the one `data` is the data of.
+    /// Failures are logged, never returned: an event that cannot be sent
+    /// must not fail the state change it reports.
+    pub async fn publish<T: EventData>(&self, data: T) {
+        let event_type = T::TYPE;
+        let event = CloudEvent::from_data(
             uuid::Uuid::new_v4().to_string(),
             self.host_id.clone(),
-            event_type,
             SystemTime::now(),
             data,
         );

@@ -12,10 +12,14 @@ use trellis_claims::invocation::{
     issue_credential,
 };
 use trellis_claims::keys::{KeyKind, KeyPair, generate, parse_seed};
+use trellis_protocol::event::{
+    ActorFailedData, ActorScaledData, ActorStartedData, ActorStoppedData, ActorUpdatedData,
+    HostStartedData, HostStoppedData, LabelsChangedData, LinkDeletedData, LinkSetData,
+};
 use trellis_protocol::provider::NatsConnection;
 use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
-    ActorDescription, ContractId, EventType, Heartbeat, HostInventory, Lattice, LinkDefinition,
+    ActorDescription, ContractId, Heartbeat, HostInventory, Lattice, LinkDefinition,
     ProviderDescription,
 };
 
@@ -152,10 +156,9 @@ impl Host {
         host.spawn_background().await?;
         host.inner
             .events
-            .publish(
-                EventType::HostStarted,
-                serde_json::json!({ "labels": host.labels() }),
-            )
+            .publish(HostStartedData {
+                labels: host.labels(),
+            })
             .await;
         tracing::info!(host = %host.id(), lattice = %host.inner.lattice, "host started");
         Ok(host)
@@ -182,7 +185,7 @@ impl Host {
                     _ = ticker.tick() => {
                         let interval_ms = u64::try_from(host.inner.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
                         let heartbeat = Heartbeat { inventory: host.inventory().await, interval_ms };
-                        host.inner.events.publish(EventType::HostHeartbeat, heartbeat).await;
+                        host.inner.events.publish(heartbeat).await;
                     }
                     _ = stop.changed() => break,
                 }
@@ -236,10 +239,9 @@ impl Host {
         }
         self.inner
             .events
-            .publish(
-                EventType::LabelsChanged,
-                serde_json::json!({ "labels": self.labels() }),
-            )
+            .publish(LabelsChangedData {
+                labels: self.labels(),
+            })
             .await;
         Ok(())
     }
@@ -271,10 +273,9 @@ impl Host {
         }
         self.inner
             .events
-            .publish(
-                EventType::LabelsChanged,
-                serde_json::json!({ "labels": self.labels() }),
-            )
+            .publish(LabelsChangedData {
+                labels: self.labels(),
+            })
             .await;
         Ok(())
     }
@@ -372,7 +373,11 @@ impl Host {
         let kind = error.claims_kind().map(|k| k.code());
         self.inner
             .events
-            .publish(EventType::ActorFailed, serde_json::json!({ "image_ref": image_ref, "error": error.to_string(), "claims_error": kind }))
+            .publish(ActorFailedData {
+                image_ref: image_ref.to_owned(),
+                error: error.to_string(),
+                claims_error: kind.map(str::to_owned),
+            })
             .await;
     }
 
@@ -428,7 +433,7 @@ impl Host {
             drop(actors);
             self.inner
                 .events
-                .publish(EventType::ActorScaled, &description)
+                .publish(ActorScaledData(description.clone()))
                 .await;
             return Ok(description);
         }
@@ -451,7 +456,7 @@ impl Host {
         drop(actors);
         self.inner
             .events
-            .publish(EventType::ActorStarted, &description)
+            .publish(ActorStartedData(description.clone()))
             .await;
         Ok(description)
     }
@@ -478,7 +483,7 @@ impl Host {
         drop(actors);
         self.inner
             .events
-            .publish(EventType::ActorScaled, &description)
+            .publish(ActorScaledData(description.clone()))
             .await;
         Ok(Some(description))
     }
@@ -528,7 +533,7 @@ impl Host {
         drop(actors);
         self.inner
             .events
-            .publish(EventType::ActorUpdated, &description)
+            .publish(ActorUpdatedData(description.clone()))
             .await;
         Ok(description)
     }
@@ -551,7 +556,7 @@ impl Host {
         actor.stop(self.inner.config.drain_timeout).await;
         self.inner
             .events
-            .publish(EventType::ActorStopped, &description)
+            .publish(ActorStoppedData(description))
             .await;
         Ok(())
     }
@@ -566,7 +571,7 @@ impl Host {
         // Apply locally at once, so that this host's actors see it before the watch echoes it.
         self.inner.client.put_link(link.clone());
         self.notify_provider(&link, |s| s.link_put).await;
-        self.inner.events.publish(EventType::LinkSet, &link).await;
+        self.inner.events.publish(LinkSetData(link)).await;
         Ok(())
     }
 
@@ -593,7 +598,11 @@ impl Host {
         }
         self.inner
             .events
-            .publish(EventType::LinkDeleted, serde_json::json!({"actor_id": actor_id, "contract_id": contract_id, "link_name": link_name}))
+            .publish(LinkDeletedData {
+                actor_id: actor_id.to_owned(),
+                contract_id: contract_id.clone(),
+                link_name: link_name.to_owned(),
+            })
             .await;
         Ok(())
     }
@@ -873,10 +882,7 @@ impl Host {
             .map(|(_, p)| p)
             .collect();
         futures::future::join_all(providers.iter().map(|p| p.stop())).await;
-        self.inner
-            .events
-            .publish(EventType::HostStopped, serde_json::json!({}))
-            .await;
+        self.inner.events.publish(HostStoppedData {}).await;
         let _ = tokio::time::timeout(
             self.inner.config.nats.request_timeout,
             self.inner.nats.flush(),

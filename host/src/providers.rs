@@ -15,10 +15,14 @@ use trellis_claims::VerifyOptions;
 use trellis_claims::invocation::{DEFAULT_CREDENTIAL_TTL, issue_credential};
 use trellis_claims::keys::{KeyKind, KeyPair, generate};
 use trellis_claims::provider::{ArchiveLimits, ExtractedBinary, ProviderArchive, current_target};
+use trellis_protocol::event::{
+    HealthCheckFailedData, HealthCheckPassedData, ProviderFailedData, ProviderInstance,
+    ProviderStart, ProviderStartedData, ProviderStoppedData,
+};
 use trellis_protocol::provider::{HealthCheck, HostData, NatsConnection};
 use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
-    ContractId, DecodeLimits, EventType, LinkDefinition, ProviderDescription, decode_json,
+    ContractId, DecodeLimits, LinkDefinition, ProviderDescription, decode_json,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -221,14 +225,6 @@ pub(crate) fn supervise(launch: Launch, supervision: Supervision) -> Arc<Running
     })
 }
 
-fn event_data(d: &ProviderDescription, extra: serde_json::Value) -> serde_json::Value {
-    let mut data = serde_json::json!({ "provider_id": d.id, "link_name": d.link_name, "contract_id": d.contract_id, "name": d.name });
-    if let (Some(map), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
-        map.extend(more);
-    }
-    data
-}
-
 async fn spawn(launch: &Launch) -> std::io::Result<Child> {
     let mut child = Command::new(&launch.binary)
         .env_clear()
@@ -300,10 +296,11 @@ async fn run(
             Ok(child) => child,
             Err(e) => {
                 s.events
-                    .publish(
-                        EventType::ProviderFailed,
-                        event_data(&d, serde_json::json!({"error": e.to_string()})),
-                    )
+                    .publish(ProviderFailedData {
+                        provider: ProviderInstance::from(&d),
+                        error: e.to_string(),
+                        restart_in_ms: None,
+                    })
                     .await;
                 if wait_or_stop(&mut stop_rx, delay).await {
                     break;
@@ -316,12 +313,17 @@ async fn run(
             *p = child.id();
         }
         let started = Instant::now();
-        let kind = if first { "started" } else { "restarted" };
+        let start = if first {
+            ProviderStart::Started
+        } else {
+            ProviderStart::Restarted
+        };
         s.events
-            .publish(
-                EventType::ProviderStarted,
-                event_data(&d, serde_json::json!({"pid": child.id(), "start": kind})),
-            )
+            .publish(ProviderStartedData {
+                provider: ProviderInstance::from(&d),
+                pid: child.id(),
+                start,
+            })
             .await;
         first = false;
         tokio::select! {
@@ -334,7 +336,13 @@ async fn run(
                 }
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 tracing::warn!(provider = d.id, "provider exited ({status}); restarting in {delay:?}");
-                s.events.publish(EventType::ProviderFailed, event_data(&d, serde_json::json!({"error": format!("exited: {status}"), "restart_in_ms": delay.as_millis() as u64}))).await;
+                s.events
+                    .publish(ProviderFailedData {
+                        provider: ProviderInstance::from(&d),
+                        error: format!("exited: {status}"),
+                        restart_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+                    })
+                    .await;
                 if started.elapsed() >= STABLE_UPTIME {
                     delay = s.restart_delay;
                 }
@@ -354,10 +362,9 @@ async fn run(
     }
     health.abort();
     s.events
-        .publish(
-            EventType::ProviderStopped,
-            event_data(&d, serde_json::json!({})),
-        )
+        .publish(ProviderStoppedData {
+            provider: ProviderInstance::from(&d),
+        })
         .await;
 }
 
@@ -429,17 +436,17 @@ async fn health_checks(
             },
         };
         if last != Some(status.healthy) {
-            let event = if status.healthy {
-                EventType::HealthCheckPassed
+            let provider = ProviderInstance::from(&d);
+            let message = status.message;
+            if status.healthy {
+                s.events
+                    .publish(HealthCheckPassedData { provider, message })
+                    .await;
             } else {
-                EventType::HealthCheckFailed
-            };
-            s.events
-                .publish(
-                    event,
-                    event_data(&d, serde_json::json!({"message": status.message})),
-                )
-                .await;
+                s.events
+                    .publish(HealthCheckFailedData { provider, message })
+                    .await;
+            }
             last = Some(status.healthy);
         }
     }

@@ -13,6 +13,7 @@ mod balancing;
 mod capabilities;
 mod control;
 mod denials;
+mod events;
 mod limits;
 mod nats_restart;
 mod standalone;

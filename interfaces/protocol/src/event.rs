@@ -5,6 +5,11 @@
 //! as a CloudEvent, following the CloudEvents 1.0 specification and its JSON
 //! format (<https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md>,
 //! <https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/formats/json-format.md>).
+//!
+//! The `data` of each [`EventType`] is one type implementing [`EventData`]
+//! ([`ActorStartedData`], [`ActorFailedData`], [`ProviderFailedData`], ...,
+//! and [`crate::Heartbeat`] for heartbeats); build envelopes with
+//! [`CloudEvent::from_data`] so that `type` and `data` always agree.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -13,6 +18,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{DecodeError, DecodeLimits, EncodeError, decode_json, encode_json};
+
+mod data;
+
+pub use data::{
+    ActorFailedData, ActorScaledData, ActorStartedData, ActorStoppedData, ActorUpdatedData,
+    HealthCheckFailedData, HealthCheckPassedData, HostStartedData, HostStoppedData,
+    LabelsChangedData, LinkDeletedData, LinkSetData, ProviderFailedData, ProviderInstance,
+    ProviderStart, ProviderStartedData, ProviderStoppedData,
+};
 
 /// Value of the `specversion` attribute.
 pub const CLOUDEVENTS_SPEC_VERSION: &str = "1.0";
@@ -25,37 +39,41 @@ pub const EVENT_TYPE_PREFIX: &str = "dev.trellis.lattice.";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventType {
-    /// A host joined the lattice.
+    /// A host joined the lattice; data [`HostStartedData`].
     HostStarted,
-    /// A host left the lattice.
+    /// A host left the lattice; data [`HostStoppedData`].
     HostStopped,
     /// A host's periodic heartbeat; data is a [`crate::Heartbeat`].
     HostHeartbeat,
-    /// An actor started.
+    /// An actor started; data [`ActorStartedData`].
     ActorStarted,
-    /// An actor stopped.
+    /// An actor stopped; data [`ActorStoppedData`].
     ActorStopped,
-    /// An actor failed to start or was refused.
+    /// A module to start or update an actor with was refused; data
+    /// [`ActorFailedData`].
     ActorFailed,
-    /// An actor's maximum instances changed.
+    /// An actor's maximum instances were set; data [`ActorScaledData`].
     ActorScaled,
-    /// An actor's module was replaced.
+    /// An actor's module was replaced; data [`ActorUpdatedData`].
     ActorUpdated,
-    /// A capability provider started.
+    /// A capability provider's process started; data [`ProviderStartedData`].
     ProviderStarted,
-    /// A capability provider stopped.
+    /// A capability provider stopped; data [`ProviderStoppedData`].
     ProviderStopped,
-    /// A capability provider failed to start or crashed.
+    /// A capability provider's process could not be spawned or exited;
+    /// data [`ProviderFailedData`].
     ProviderFailed,
-    /// A link definition was put.
+    /// A link definition was put; data [`LinkSetData`].
     LinkSet,
-    /// A link definition was deleted.
+    /// A link definition was deleted; data [`LinkDeletedData`].
     LinkDeleted,
-    /// A provider's health check passed after failing or for the first time.
+    /// A provider's health check passed after failing or for the first
+    /// time; data [`HealthCheckPassedData`].
     HealthCheckPassed,
-    /// A provider's health check failed.
+    /// A provider's health check failed after passing or for the first
+    /// time; data [`HealthCheckFailedData`].
     HealthCheckFailed,
-    /// A host's labels changed.
+    /// A host's labels changed; data [`LabelsChangedData`].
     LabelsChanged,
 }
 
@@ -120,6 +138,14 @@ impl fmt::Display for EventType {
     }
 }
 
+/// The `data` of one event type: implemented by one type per [`EventType`],
+/// so that [`CloudEvent::from_data`] can take the event's `type` from its
+/// data and a publisher cannot pair an event type with the wrong data.
+pub trait EventData: Serialize {
+    /// The event type this is the data of.
+    const TYPE: EventType;
+}
+
 /// A CloudEvents 1.0 envelope with JSON `data` of type `T`.
 ///
 /// # Examples
@@ -180,6 +206,30 @@ impl<T> CloudEvent<T> {
     }
 }
 
+impl<T: EventData> CloudEvent<T> {
+    /// A new envelope whose `type` is the one `data` is the data of.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use std::time::UNIX_EPOCH;
+    /// use trellis_protocol::event::{CloudEvent, EventType, LabelsChangedData};
+    ///
+    /// let data = LabelsChangedData { labels: BTreeMap::from([("zone".into(), "eu-1".into())]) };
+    /// let event = CloudEvent::from_data("ev-1", "NHOST", UNIX_EPOCH, data);
+    /// assert_eq!(event.event_type(), Some(EventType::LabelsChanged));
+    /// ```
+    pub fn from_data(
+        id: impl Into<String>,
+        source: impl Into<String>,
+        time: SystemTime,
+        data: T,
+    ) -> Self {
+        Self::new(id, source, T::TYPE, time, data)
+    }
+}
+
 impl<T: Serialize> CloudEvent<T> {
     /// Encodes the envelope as JSON.
     ///
@@ -205,6 +255,26 @@ impl<T: DeserializeOwned> CloudEvent<T> {
             return Err(DecodeError::Shape(format!(
                 "unsupported CloudEvents specversion {:?}",
                 event.specversion
+            )));
+        }
+        Ok(event)
+    }
+}
+
+impl<T: EventData + DeserializeOwned> CloudEvent<T> {
+    /// Decodes an envelope as [`CloudEvent::decode`] does, and checks that
+    /// its `type` is the one `T` is the data of.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DecodeError`]; another `type` is [`DecodeError::Shape`].
+    pub fn decode_typed(bytes: &[u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        let event = Self::decode(bytes, limits)?;
+        if event.event_type() != Some(T::TYPE) {
+            return Err(DecodeError::Shape(format!(
+                "event type {:?} is not {}",
+                event.ty,
+                T::TYPE.cloudevent_type()
             )));
         }
         Ok(event)

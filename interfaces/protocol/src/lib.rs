@@ -17,7 +17,8 @@
 //! - [`ctl`]: control-interface requests and the [`CtlReply`] envelope (JSON).
 //! - [`HostInventory`] and [`Heartbeat`].
 //! - [`provider::HostData`]: what a host hands a capability provider on stdin.
-//! - [`CloudEvent`] and [`EventType`]: lattice events as CloudEvents 1.0.
+//! - [`CloudEvent`] and [`EventType`]: lattice events as CloudEvents 1.0, with
+//!   one [`EventData`] type per event type in [`event`].
 //! - [`codec`]: decoders that bound size and nesting and never panic.
 //!
 //! # Examples
@@ -48,7 +49,7 @@ pub use codec::{
     encode_msgpack,
 };
 pub use ctl::CtlReply;
-pub use event::{CloudEvent, EventType};
+pub use event::{CloudEvent, EventData, EventType};
 pub use host::{ActorDescription, Heartbeat, HostInventory, ProviderDescription};
 pub use invocation::{
     Entity, EntityKind, Invocation, InvocationResponse, PROTOCOL_VERSION, Route, RpcError,

@@ -463,136 +463,104 @@ pub struct CtlSubscriptions {
 /// Queue group of the lattice-wide operations that one host answers.
 pub const CTL_QUEUE_GROUP: &str = "trellis-ctl";
 
-/// One operation of the control interface, as named by its subject.
-///
-/// Operations aimed at one host carry its id; the others are lattice-wide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CtlOperation {
-    /// `host.ping`: every host answers with a [`crate::ctl::HostPong`].
-    HostPing,
-    /// `host.get.{host}`: the host's [`crate::HostInventory`].
-    HostGet {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `host.stop.{host}`: drain and stop the host.
-    HostStop {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `actor.start.{host}`: start an actor.
-    ActorStart {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `actor.scale.{host}`: change an actor's maximum concurrent instances.
-    ActorScale {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `actor.update.{host}`: replace a running actor's module.
-    ActorUpdate {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `actor.stop.{host}`: stop an actor.
-    ActorStop {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `provider.start.{host}`: start a capability provider.
-    ProviderStart {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `provider.stop.{host}`: stop a capability provider.
-    ProviderStop {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `label.put.{host}`: set a host label.
-    LabelPut {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `label.del.{host}`: delete a host label.
-    LabelDel {
-        /// The host addressed.
-        host_id: String,
-    },
-    /// `link.put`: put a link definition.
-    LinkPut,
-    /// `link.del`: delete a link definition.
-    LinkDel,
-    /// `link.list`: list link definitions.
-    LinkList,
-    /// `claims.list`: list the claims of actors and providers seen in the lattice.
-    ClaimsList,
+/// Defines [`CtlOperation`] from one list, so that the enum, [`CtlOperation::ALL`],
+/// the names and the parser cannot disagree: adding a variant adds it
+/// everywhere.
+macro_rules! ctl_operations {
+    (@get $host:ident) => { Some($host.as_str()) };
+    (@get) => { None };
+    (@pat $host:ident) => { Some($host) };
+    (@pat) => { None };
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $({ $host:ident })? => ($noun:literal, $verb:literal),
+    )*) => {
+        /// One operation of the control interface, as named by its subject.
+        ///
+        /// Operations aimed at one host carry its id; the others are lattice-wide.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum CtlOperation {
+            $(
+                $(#[$doc])*
+                $variant $({
+                    /// The host addressed.
+                    $host: String,
+                })?,
+            )*
+        }
+
+        impl CtlOperation {
+            /// Every operation, in declaration order. Host-addressed ones carry
+            /// an empty `host_id`: use them for their names and kind, and
+            /// build real ones with the host's id.
+            pub const ALL: [CtlOperation; [$(stringify!($variant)),*].len()] = [
+                $(CtlOperation::$variant $({ $host: String::new() })?,)*
+            ];
+
+            /// The operation's name, `{noun}.{verb}`, e.g. `actor.start`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(CtlOperation::$variant { .. } => concat!($noun, ".", $verb),)*
+                }
+            }
+
+            fn noun_verb(&self) -> (&'static str, &'static str) {
+                match self {
+                    $(CtlOperation::$variant { .. } => ($noun, $verb),)*
+                }
+            }
+
+            /// The host this operation addresses, if it addresses one.
+            pub fn host_id(&self) -> Option<&str> {
+                match self {
+                    $(CtlOperation::$variant $({ $host })? => ctl_operations!(@get $($host)?),)*
+                }
+            }
+
+            fn from_parts(noun: &str, verb: &str, host: Option<String>) -> Option<Self> {
+                match (noun, verb, host) {
+                    $(($noun, $verb, ctl_operations!(@pat $($host)?)) => {
+                        Some(CtlOperation::$variant $({ $host })?)
+                    })*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl CtlOperation {
-    fn noun_verb(&self) -> (&'static str, &'static str) {
-        match self {
-            CtlOperation::HostPing => ("host", "ping"),
-            CtlOperation::HostGet { .. } => ("host", "get"),
-            CtlOperation::HostStop { .. } => ("host", "stop"),
-            CtlOperation::ActorStart { .. } => ("actor", "start"),
-            CtlOperation::ActorScale { .. } => ("actor", "scale"),
-            CtlOperation::ActorUpdate { .. } => ("actor", "update"),
-            CtlOperation::ActorStop { .. } => ("actor", "stop"),
-            CtlOperation::ProviderStart { .. } => ("provider", "start"),
-            CtlOperation::ProviderStop { .. } => ("provider", "stop"),
-            CtlOperation::LabelPut { .. } => ("label", "put"),
-            CtlOperation::LabelDel { .. } => ("label", "del"),
-            CtlOperation::LinkPut => ("link", "put"),
-            CtlOperation::LinkDel => ("link", "del"),
-            CtlOperation::LinkList => ("link", "list"),
-            CtlOperation::ClaimsList => ("claims", "list"),
-        }
-    }
-
-    /// The host this operation addresses, if it addresses one.
-    pub fn host_id(&self) -> Option<&str> {
-        match self {
-            CtlOperation::HostGet { host_id }
-            | CtlOperation::HostStop { host_id }
-            | CtlOperation::ActorStart { host_id }
-            | CtlOperation::ActorScale { host_id }
-            | CtlOperation::ActorUpdate { host_id }
-            | CtlOperation::ActorStop { host_id }
-            | CtlOperation::ProviderStart { host_id }
-            | CtlOperation::ProviderStop { host_id }
-            | CtlOperation::LabelPut { host_id }
-            | CtlOperation::LabelDel { host_id } => Some(host_id),
-            CtlOperation::HostPing
-            | CtlOperation::LinkPut
-            | CtlOperation::LinkDel
-            | CtlOperation::LinkList
-            | CtlOperation::ClaimsList => None,
-        }
-    }
-
-    fn from_parts(noun: &str, verb: &str, host: Option<String>) -> Option<Self> {
-        Some(match (noun, verb, host) {
-            ("host", "ping", None) => CtlOperation::HostPing,
-            ("link", "put", None) => CtlOperation::LinkPut,
-            ("link", "del", None) => CtlOperation::LinkDel,
-            ("link", "list", None) => CtlOperation::LinkList,
-            ("claims", "list", None) => CtlOperation::ClaimsList,
-            ("host", "get", Some(host_id)) => CtlOperation::HostGet { host_id },
-            ("host", "stop", Some(host_id)) => CtlOperation::HostStop { host_id },
-            ("actor", "start", Some(host_id)) => CtlOperation::ActorStart { host_id },
-            ("actor", "scale", Some(host_id)) => CtlOperation::ActorScale { host_id },
-            ("actor", "update", Some(host_id)) => CtlOperation::ActorUpdate { host_id },
-            ("actor", "stop", Some(host_id)) => CtlOperation::ActorStop { host_id },
-            ("provider", "start", Some(host_id)) => CtlOperation::ProviderStart { host_id },
-            ("provider", "stop", Some(host_id)) => CtlOperation::ProviderStop { host_id },
-            ("label", "put", Some(host_id)) => CtlOperation::LabelPut { host_id },
-            ("label", "del", Some(host_id)) => CtlOperation::LabelDel { host_id },
-            _ => return None,
-        })
-    }
+ctl_operations! {
+    /// `host.ping`: every host answers with a [`crate::ctl::HostPong`].
+    HostPing => ("host", "ping"),
+    /// `host.get.{host}`: the host's [`crate::HostInventory`].
+    HostGet { host_id } => ("host", "get"),
+    /// `host.stop.{host}`: drain and stop the host.
+    HostStop { host_id } => ("host", "stop"),
+    /// `actor.start.{host}`: start an actor.
+    ActorStart { host_id } => ("actor", "start"),
+    /// `actor.scale.{host}`: change an actor's maximum concurrent instances.
+    ActorScale { host_id } => ("actor", "scale"),
+    /// `actor.update.{host}`: replace a running actor's module.
+    ActorUpdate { host_id } => ("actor", "update"),
+    /// `actor.stop.{host}`: stop an actor.
+    ActorStop { host_id } => ("actor", "stop"),
+    /// `provider.start.{host}`: start a capability provider.
+    ProviderStart { host_id } => ("provider", "start"),
+    /// `provider.stop.{host}`: stop a capability provider.
+    ProviderStop { host_id } => ("provider", "stop"),
+    /// `label.put.{host}`: set a host label.
+    LabelPut { host_id } => ("label", "put"),
+    /// `label.del.{host}`: delete a host label.
+    LabelDel { host_id } => ("label", "del"),
+    /// `link.put`: put a link definition.
+    LinkPut => ("link", "put"),
+    /// `link.del`: delete a link definition.
+    LinkDel => ("link", "del"),
+    /// `link.list`: list link definitions.
+    LinkList => ("link", "list"),
+    /// `claims.list`: list the claims of the actors started in the lattice.
+    ClaimsList => ("claims", "list"),
 }
 
 #[cfg(test)]
@@ -623,6 +591,23 @@ mod tests {
         for op in ops {
             let subject = lattice.ctl(&op).unwrap();
             assert_eq!(lattice.parse_ctl(&subject).unwrap(), op, "{subject}");
+        }
+    }
+
+    #[test]
+    fn every_operation_in_all_parses_back_from_its_subject() {
+        let lattice = Lattice::new("default").unwrap();
+        let mut names = std::collections::HashSet::new();
+        for op in CtlOperation::ALL {
+            assert!(names.insert(op.name()), "{} twice", op.name());
+            let subject = match op.host_id() {
+                Some(_) => format!("{CTL_PREFIX}.default.{}.NHOST", op.name()),
+                None => format!("{CTL_PREFIX}.default.{}", op.name()),
+            };
+            let parsed = lattice.parse_ctl(&subject).unwrap();
+            assert_eq!(parsed.name(), op.name());
+            assert_eq!(parsed.host_id().is_some(), op.host_id().is_some());
+            assert_eq!(lattice.ctl(&parsed).unwrap(), subject);
         }
     }
 

@@ -4,5 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod contracts;
+mod doc_drift;
+mod events;
 mod golden;
 mod hostile;
+mod lenient;
