@@ -27,13 +27,16 @@ pub struct Call<'a, L> {
 /// What a link put into the provider: its state, or why it was refused.
 type Bound<L> = Result<Arc<L>, String>;
 
+/// Links by (actor id, link name): the definition and what it was bound to.
+type LinkTable<L> = HashMap<(String, String), (LinkDefinition, Bound<L>)>;
+
 /// A provider with its link table: links are bound as they are put and
 /// released as they are deleted, and a call from an actor reaches the
 /// provider only over a link that names it. [`crate::serve`] uses one; tests
 /// can drive one directly, without NATS.
 pub struct LinkedProvider<P: Provider> {
     provider: P,
-    links: RwLock<HashMap<(String, String), (LinkDefinition, Bound<P::Link>)>>,
+    links: RwLock<LinkTable<P::Link>>,
     limits: DecodeLimits,
 }
 
