@@ -315,9 +315,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     eprintln!("== the lattice");
-    let mut lattice = BenchLattice::start(&args, home.path()).await?;
+    let lattice = BenchLattice::start(&args, home.path()).await?;
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = rss_bytes(lattice.up.child().id())?;
+    let idle_rss = rss_bytes(lattice.up.id())?;
 
     // Cold start: the first start of the component on this host compiles
     // it; a second actor with the same module (another key) hits the
@@ -775,7 +775,7 @@ async fn density(
         write_signed(&path, wasm, &format!("hello-{i}"), &["wasi:http"], issuer)?;
         paths.push(path);
     }
-    let before = rss_bytes(lattice.up.child().id())?;
+    let before = rss_bytes(lattice.up.id())?;
     let started = Instant::now();
     for path in &paths {
         lattice
@@ -791,7 +791,7 @@ async fn density(
             .await?;
     }
     let elapsed = started.elapsed();
-    let after = rss_bytes(lattice.up.child().id())?;
+    let after = rss_bytes(lattice.up.id())?;
     Ok(serde_json::json!({
         "actors": n,
         "start_all_ms": elapsed.as_secs_f64() * 1000.0,

@@ -139,6 +139,11 @@ impl UpLattice {
             .map(str::to_owned)
     }
 
+    /// The process id of `trellis up`.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The process, e.g. to signal it.
     pub fn child(&mut self) -> &mut Child {
         &mut self.child

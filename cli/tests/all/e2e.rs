@@ -5,10 +5,9 @@
 //! HTTP requests go through the http-server provider, and the effects are
 //! read back from the machine's Redis and PostgreSQL.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
