@@ -82,7 +82,7 @@ async fn kvcounter_counts_in_memory_without_nats() {
         );
     }
     assert_eq!(
-        store.value(ACTOR, "default", "visits").as_deref(),
+        store.value(ACTOR, "default", "counter:visits").as_deref(),
         Some(&b"3"[..])
     );
 }
@@ -97,7 +97,7 @@ async fn keyvalue_without_the_claim_is_access_denied_even_with_a_link() {
     let response = s.get(&counter, &[], "/counter/visits").await.unwrap();
     assert_eq!(response.status, 500);
     assert_eq!(error_kind(&response), "denied");
-    assert_eq!(store.value(ACTOR, "default", "visits"), None);
+    assert_eq!(store.value(ACTOR, "default", "counter:visits"), None);
 }
 
 #[tokio::test]
