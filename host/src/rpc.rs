@@ -14,7 +14,7 @@ use trellis_lattice_client::RpcClient;
 use trellis_protocol::{ContractId, Lattice, LinkDefinition, RpcError, RpcErrorKind};
 
 use crate::runtime::Capabilities;
-use crate::runtime::capabilities::BoxFuture;
+use crate::runtime::capabilities::{BoxFuture, no_link};
 
 /// Prefix of link `config` keys that the actor may read through
 /// `wasi:config`.
@@ -146,12 +146,7 @@ impl Capabilities for LatticeClient {
             let contract_id = ContractId::new(contract).map_err(|e| bad(e.to_string()))?;
             let link = self
                 .link(actor_id, &contract_id, link_name)
-                .ok_or_else(|| {
-                    RpcError::new(
-                        RpcErrorKind::Denied,
-                        format!("no link for {contract}/{link_name}"),
-                    )
-                })?;
+                .ok_or_else(|| no_link(contract, link_name))?;
             let route = self
                 .lattice
                 .route_to_provider(&link)

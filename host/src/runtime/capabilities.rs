@@ -91,6 +91,14 @@ pub trait Capabilities: Send + Sync + 'static {
     fn actor_config(&self, actor_id: &str) -> BTreeMap<String, String>;
 }
 
+/// The denial of a [`Capabilities::invoke`] for a triple no link binds.
+pub fn no_link(contract: &str, link_name: &str) -> RpcError {
+    RpcError::new(
+        trellis_protocol::RpcErrorKind::Denied,
+        format!("no link for {contract}/{link_name}"),
+    )
+}
+
 /// An open key-value bucket: the link name it goes through and the
 /// identifier the actor opened.
 #[derive(Debug, Clone)]

@@ -12,9 +12,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use serde_bytes::ByteBuf;
 use trellis_protocol::contracts::Answer;
 use trellis_protocol::contracts::keyvalue::{self as kv, KeyPage};
-use trellis_protocol::{DecodeLimits, RpcError, RpcErrorKind};
+use trellis_protocol::{DecodeLimits, RpcError};
 
-use super::capabilities::{BoxFuture, Capabilities};
+use super::capabilities::{BoxFuture, Capabilities, no_link};
 
 /// A provider living in the same process.
 pub trait InProcessProvider: Send + Sync + 'static {
@@ -124,12 +124,7 @@ impl Capabilities for InMemoryCapabilities {
         Box::pin(async move {
             let provider = self
                 .provider(actor_id, contract, link_name)
-                .ok_or_else(|| {
-                    RpcError::new(
-                        RpcErrorKind::Denied,
-                        format!("no link for {contract}/{link_name}"),
-                    )
-                })?;
+                .ok_or_else(|| no_link(contract, link_name))?;
             provider.call(actor_id, operation, payload).await
         })
     }
