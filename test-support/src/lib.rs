@@ -2,7 +2,9 @@
 //!
 //! - [`NatsServer`]: a real `nats-server` with JetStream, started by the test
 //!   on a free loopback port with its own temporary store directory, killed
-//!   on drop, and restartable on the same port.
+//!   on drop, and restartable on the same port; and [`RedisServer`]. Both
+//!   are recipes for [`process::ServerProcess`], the one child-process
+//!   fixture.
 //! - [`host::TestLattice`]: a nats-server, keys and hosts for one test.
 //! - [`lattice::TestClient`]: sends signed invocations to actors.
 //! - [`http`]: real HTTP requests and polling until a listener answers.
@@ -17,20 +19,23 @@
 pub mod host;
 pub mod http;
 pub mod lattice;
+pub mod process;
 pub mod up;
 
-use std::net::{TcpListener, TcpStream};
+pub use process::{Recipe, RedisServer, ServerProcess};
+
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Environment variable naming the `nats-server` binary. Defaults to
 /// `nats-server` on `PATH`, then `/usr/sbin/nats-server`.
 pub const NATS_SERVER_ENV: &str = "TRELLIS_TEST_NATS_SERVER";
 
 /// How long a started server may take to accept connections.
-pub const NATS_START_TIMEOUT: Duration = Duration::from_secs(10);
+pub const NATS_START_TIMEOUT: Duration = process::START_TIMEOUT;
 
 /// The `nats-server` binary to run.
 ///
@@ -64,75 +69,48 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A `nats-server` owned by one test.
-pub struct NatsServer {
-    port: u16,
-    store: tempfile::TempDir,
-    child: Option<Child>,
-}
+/// A `nats-server` with JetStream owned by one test: a free loopback port,
+/// its own store directory, killed on drop, restartable on the same port
+/// and store.
+pub struct NatsServer(ServerProcess);
 
 impl NatsServer {
     /// Starts a server with JetStream on a free port.
+    ///
+    /// # Panics
+    ///
+    /// If nats-server is missing or does not listen within
+    /// [`NATS_START_TIMEOUT`].
     pub fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            store: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(nats_server_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + NATS_START_TIMEOUT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Self(ServerProcess::start(Recipe {
+            program: nats_server_binary(),
+            args: |port, store| {
+                let (port, store) = (port.to_string(), store.display().to_string());
+                ["-a", "127.0.0.1", "-p", &port, "-js", "-sd", &store]
+                    .map(str::to_owned)
+                    .to_vec()
+            },
+            install_hint: "install it (apt-get install nats-server) or set TRELLIS_TEST_NATS_SERVER",
+        }))
     }
 
     /// The server's URL.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (as a crash would).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Kills the server and starts it again on the same port and store.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        format!("nats://127.0.0.1:{}", self.0.port())
     }
 }
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
+impl std::ops::Deref for NatsServer {
+    type Target = ServerProcess;
+
+    fn deref(&self) -> &ServerProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NatsServer {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.0
     }
 }
 

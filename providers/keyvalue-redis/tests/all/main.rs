@@ -12,9 +12,7 @@ mod isolation;
 mod lattice;
 mod outage;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_bytes::ByteBuf;
 use trellis_protocol::contracts::keyvalue::{self as kv, KvError};
@@ -22,6 +20,7 @@ use trellis_protocol::contracts::{self, Answer, ContractError, ErrorOf, Operatio
 use trellis_protocol::{ContractId, DecodeLimits, Entity, EntityKind, LinkDefinition, RpcError};
 use trellis_provider_keyvalue_redis::KeyvalueRedis;
 use trellis_provider_sdk::LinkedProvider;
+pub use trellis_test_support::RedisServer;
 
 /// The provider with the SDK's link table, driven in-process (no NATS).
 pub type Linked = LinkedProvider<KeyvalueRedis>;
@@ -217,96 +216,5 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         delete_prefix(&self.url, &self.prefix);
-    }
-}
-
-/// A `redis-server` owned by one test, on a free loopback port, without
-/// persistence; killed on drop. Never the machine's shared Redis.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        let mut server = Self {
-            port: trellis_test_support::free_port(),
-            child: None,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start redis-server; is it installed (apt-get install redis-server)?");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    /// Kills the server (as a crash would) and reaps it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port (after [`RedisServer::kill`]).
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process.
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            // A stopped process must be continued to die cleanly.
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .status();
-        }
-        self.kill();
     }
 }
