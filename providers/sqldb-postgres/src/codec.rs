@@ -16,6 +16,7 @@ use fallible_iterator::FallibleIterator as _;
 use postgres_protocol::types::{self as wire, ArrayDimension, ArrayValues};
 use tokio_postgres::types::{Kind, Type};
 use trellis_protocol::contracts::sqldb::SqlValue;
+use uuid::Uuid;
 
 /// OIDs of the built-in types this module knows. They are fixed in
 /// PostgreSQL's catalog (`pg_type.dat`) and never change between versions.
@@ -312,15 +313,9 @@ fn jsonb_text(raw: &[u8]) -> Result<String, WireError> {
 }
 
 fn uuid_text(raw: &[u8]) -> Result<String, WireError> {
-    let bytes = wire::uuid_from_sql(raw)?;
-    let mut s = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    Ok(s)
+    Ok(Uuid::from_bytes(wire::uuid_from_sql(raw)?)
+        .hyphenated()
+        .to_string())
 }
 
 /// A float as PostgreSQL prints it (with the default `extra_float_digits`
@@ -1150,26 +1145,23 @@ fn parse_timestamp(s: &str, with_offset: bool) -> Result<i64, String> {
         .ok_or_else(|| format!("{s:?} is out of range for a timestamp"))
 }
 
-fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+/// 32 hex digits, any case, in braces or not, hyphens allowed between any
+/// two digits. The uuid crate reads the digits; its own parser takes hyphens
+/// only at the standard positions, so they are checked and dropped first.
+fn parse_uuid(s: &str) -> Result<Uuid, String> {
     let t = s.trim();
     let t = t
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or(t);
-    let hex: Vec<u8> = t.bytes().filter(|b| *b != b'-').collect();
     let bad = || format!("{s:?} is not a UUID (e.g. 67e55044-10b1-426f-9247-bb680e5fe0c8)");
-    if hex.len() != 32 || t.starts_with('-') || t.ends_with('-') || t.contains("--") {
+    if t.starts_with('-') || t.ends_with('-') || t.contains("--") {
         return Err(bad());
     }
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-        let byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        if let Some(slot) = out.get_mut(i) {
-            *slot = byte;
-        }
-    }
-    Ok(out)
+    t.replace('-', "")
+        .parse::<uuid::fmt::Simple>()
+        .map(uuid::fmt::Simple::into_uuid)
+        .map_err(|_| bad())
 }
 
 // ---------------------------------------------------------------------------
@@ -1338,7 +1330,7 @@ fn encode_value(ty: &Type, value: &SqlValue, out: &mut BytesMut) -> Result<(), B
         },
         oid::UUID => match value {
             SqlValue::Uuid(s) | SqlValue::Text(s) => {
-                wire::uuid_to_sql(parse_uuid(s).map_err(bad)?, out);
+                wire::uuid_to_sql(parse_uuid(s).map_err(bad)?.into_bytes(), out);
             }
             _ => return Err(mismatch("uuid or text")),
         },
@@ -1679,7 +1671,7 @@ mod tests {
     fn uuids_print_lower_case_hyphenated() {
         let raw = parse_uuid("67E5504410B1426F9247BB680E5FE0C8").unwrap();
         assert_eq!(
-            uuid_text(&raw).unwrap(),
+            uuid_text(raw.as_bytes()).unwrap(),
             "67e55044-10b1-426f-9247-bb680e5fe0c8"
         );
     }
