@@ -9,7 +9,7 @@
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bytes::{Buf as _, BufMut as _, BytesMut};
 use fallible_iterator::FallibleIterator as _;
@@ -761,7 +761,7 @@ fn inet_text(raw: &[u8], is_cidr: bool) -> Result<String, WireError> {
     let bits = inet.netmask();
     let (mut s, max_bits) = match inet.addr() {
         IpAddr::V4(addr) => (addr.to_string(), 32),
-        IpAddr::V6(addr) => (ipv6_text(&addr.octets()), 128),
+        IpAddr::V6(addr) => (ipv6_text(addr), 128),
     };
     if is_cidr || bits != max_bits {
         let _ = write!(s, "/{bits}");
@@ -769,58 +769,17 @@ fn inet_text(raw: &[u8], is_cidr: bool) -> Result<String, WireError> {
     Ok(s)
 }
 
-/// IPv6 text as PostgreSQL's `inet_net_ntop` writes it: the first longest
-/// run of two or more zero groups as `::`, and IPv4 dotted form for
-/// IPv4-compatible and IPv4-mapped addresses.
-fn ipv6_text(addr: &[u8]) -> String {
-    let words: Vec<u16> = addr
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    let (mut best, mut cur): ((usize, usize), Option<(usize, usize)>) = ((0, 0), None);
-    for (i, w) in words.iter().enumerate() {
-        if *w == 0 {
-            cur = Some(cur.map_or((i, 1), |(b, l)| (b, l + 1)));
-        } else if let Some(c) = cur.take()
-            && c.1 > best.1
-        {
-            best = c;
+/// IPv6 text as PostgreSQL's `inet_net_ntop` writes it. std's `Display`
+/// writes the same (first longest run of zero groups as `::`, `::ffff:1.2.3.4`)
+/// except for IPv4-compatible addresses, which PostgreSQL writes `::1.2.3.4`
+/// and std `::102:304`.
+fn ipv6_text(addr: Ipv6Addr) -> String {
+    match addr.octets() {
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d] if (a, b) != (0, 0) => {
+            format!("::{}", Ipv4Addr::new(a, b, c, d))
         }
+        _ => addr.to_string(),
     }
-    if let Some(c) = cur
-        && c.1 > best.1
-    {
-        best = c;
-    }
-    let run = if best.1 >= 2 { Some(best) } else { None };
-    let mut s = String::new();
-    for (i, word) in words.iter().enumerate() {
-        if let Some((base, len)) = run
-            && (base..base + len).contains(&i)
-        {
-            if i == base {
-                s.push(':');
-            }
-            continue;
-        }
-        if i != 0 {
-            s.push(':');
-        }
-        if i == 6
-            && let Some((0, len)) = run
-            && (len == 6 || (len == 5 && words[5] == 0xffff))
-        {
-            let _ = write!(s, "{}.{}.{}.{}", addr[12], addr[13], addr[14], addr[15]);
-            break;
-        }
-        let _ = write!(s, "{word:x}");
-    }
-    if let Some((base, len)) = run
-        && base + len == words.len()
-    {
-        s.push(':');
-    }
-    s
 }
 
 fn needs_quotes(s: &str, specials: &[char]) -> bool {
@@ -1610,7 +1569,7 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_print_as_postgresql_prints_them() {
-        let v6 = |s: &str| ipv6_text(&s.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let v6 = |s: &str| ipv6_text(s.parse().unwrap());
         assert_eq!(v6("::1"), "::1");
         assert_eq!(v6("::"), "::");
         assert_eq!(v6("2001:db8::1"), "2001:db8::1");
