@@ -1,11 +1,14 @@
 //! [`SqlValue`]s to and from PostgreSQL's binary wire formats.
 //!
 //! tokio-postgres exchanges every value in PostgreSQL's binary format; this
-//! module encodes parameters into it and decodes result cells out of it by
-//! hand, so that every value keeps its full range and precision (numeric
-//! with any number of digits, `NaN` and infinities; dates and timestamps
-//! from 4713 BC on, `infinity`; `24:00:00`) and JSON text comes back exactly
-//! as the server sent it. The text forms are documented in the crate root.
+//! module encodes parameters into it and decodes result cells out of it.
+//! postgres-protocol reads and writes the binary framing of the types it
+//! knows, and the uuid crate and std the uuid and IP address text. The rest
+//! is done here, where a library would lose information: numeric (any number
+//! of digits, `NaN`, infinities), the calendar and text forms of dates and
+//! times (4713 BC to 5874897 AD, `infinity`, `24:00:00`), JSON text exactly
+//! as the server sent it, and the text forms of the other types. The text
+//! forms are documented in the crate root.
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
@@ -317,6 +320,9 @@ fn uuid_text(raw: &[u8]) -> Result<String, WireError> {
         .hyphenated()
         .to_string())
 }
+
+// Kept by hand: std's float Display never uses an exponent (`1e20` prints
+// all 21 digits), so it would not match PostgreSQL's text.
 
 /// A float as PostgreSQL prints it (with the default `extra_float_digits`
 /// of 1): the shortest digits that read back exactly, in fixed notation
