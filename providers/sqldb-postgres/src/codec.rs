@@ -1,16 +1,25 @@
 //! [`SqlValue`]s to and from PostgreSQL's binary wire formats.
 //!
 //! tokio-postgres exchanges every value in PostgreSQL's binary format; this
-//! module encodes parameters into it and decodes result cells out of it by
-//! hand, so that every value keeps its full range and precision (numeric
-//! with any number of digits, `NaN` and infinities; dates and timestamps
-//! from 4713 BC on, `infinity`; `24:00:00`) and JSON text comes back exactly
-//! as the server sent it. The text forms are documented in the crate root.
+//! module encodes parameters into it and decodes result cells out of it.
+//! postgres-protocol reads and writes the binary framing of the types it
+//! knows, and the uuid crate and std the uuid and IP address text. The rest
+//! is done here, where a library would lose information: numeric (any number
+//! of digits, `NaN`, infinities), the calendar and text forms of dates and
+//! times (4713 BC to 5874897 AD, `infinity`, `24:00:00`), JSON text exactly
+//! as the server sent it, and the text forms of the other types. The text
+//! forms are documented in the crate root.
 
+use std::error::Error as StdError;
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use bytes::{Buf as _, BufMut as _, BytesMut};
+use fallible_iterator::FallibleIterator as _;
+use postgres_protocol::types::{self as wire, ArrayDimension, ArrayValues};
 use tokio_postgres::types::{Kind, Type};
 use trellis_protocol::contracts::sqldb::SqlValue;
+use uuid::Uuid;
 
 /// OIDs of the built-in types this module knows. They are fixed in
 /// PostgreSQL's catalog (`pg_type.dat`) and never change between versions.
@@ -66,87 +75,38 @@ const USECS_PER_DAY: i64 = 24 * USECS_PER_HOUR;
 const MAX_NUMERIC_EXPONENT: i64 = 1000;
 
 // ---------------------------------------------------------------------------
-// Reading binary values without ever panicking.
+// Reading binary values without ever panicking. postgres-protocol
+// (`wire`) reads the types it knows; the few it does not (numeric,
+// interval, timetz, records, jsonb) are read with `bytes`' checked
+// `try_get_*`, which fail on a short buffer instead of panicking.
 
-struct Reader<'a> {
-    buf: &'a [u8],
+/// What postgres-protocol's readers fail with; also used here so that `?`
+/// works on its results, on `bytes`' and on messages alike.
+type WireError = Box<dyn StdError + Sync + Send>;
+
+/// A length-prefixed value inside a record, `None` for SQL NULL (length -1).
+fn nullable<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, WireError> {
+    let Ok(len) = usize::try_from(buf.try_get_i32()?) else {
+        return Ok(None);
+    };
+    let (value, rest) = buf
+        .split_at_checked(len)
+        .ok_or_else(|| format!("truncated value: {len} bytes expected, {} left", buf.len()))?;
+    *buf = rest;
+    Ok(Some(value))
 }
 
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
-    }
-
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.buf.len() {
-            return Err(format!(
-                "truncated value: {n} more bytes expected, {} left",
-                self.buf.len()
-            ));
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let bytes = self.bytes(N)?;
-        bytes
-            .try_into()
-            .map_err(|_| format!("truncated value: {N} bytes expected"))
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
-    fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    /// A length-prefixed value, `None` for SQL NULL (length -1).
-    fn value(&mut self) -> Result<Option<&'a [u8]>, String> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        self.bytes(usize::try_from(len).map_err(|e| e.to_string())?)
-            .map(Some)
-    }
-
-    fn finish(&self) -> Result<(), String> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} unexpected trailing bytes", self.buf.len()))
-        }
+/// Fails if bytes are left over after a value was read.
+fn finish(rest: &[u8]) -> Result<(), WireError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} unexpected trailing bytes", rest.len()).into())
     }
 }
 
-/// The whole of `raw` as exactly `N` bytes.
-fn exact<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {
-    raw.try_into()
-        .map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
-}
-
-fn utf8(raw: &[u8]) -> Result<String, String> {
-    String::from_utf8(raw.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"))
+fn utf8(raw: &[u8]) -> Result<String, WireError> {
+    Ok(wire::text_from_sql(raw)?.to_owned())
 }
 
 // ---------------------------------------------------------------------------
@@ -158,21 +118,25 @@ fn utf8(raw: &[u8]) -> Result<String, String> {
 /// this module can render come back as [`SqlValue::Text`] holding
 /// PostgreSQL's text output; the rest are an error naming the type.
 pub(crate) fn decode(ty: &Type, raw: Option<&[u8]>) -> Result<SqlValue, String> {
-    let Some(raw) = raw else {
-        return Ok(SqlValue::Null);
-    };
+    match raw {
+        None => Ok(SqlValue::Null),
+        Some(raw) => decode_value(ty, raw).map_err(|e| e.to_string()),
+    }
+}
+
+fn decode_value(ty: &Type, raw: &[u8]) -> Result<SqlValue, WireError> {
     if let Kind::Domain(base) = ty.kind() {
-        return decode(base, Some(raw));
+        return decode_value(base, raw);
     }
     Ok(match ty.oid() {
-        oid::BOOL => SqlValue::Bool(bool_value(raw)?),
-        oid::INT2 => SqlValue::Int2(i16::from_be_bytes(exact(raw)?)),
-        oid::INT4 => SqlValue::Int4(i32::from_be_bytes(exact(raw)?)),
-        oid::INT8 => SqlValue::Int8(i64::from_be_bytes(exact(raw)?)),
-        oid::FLOAT4 => SqlValue::Float4(f32::from_be_bytes(exact(raw)?)),
-        oid::FLOAT8 => SqlValue::Float8(f64::from_be_bytes(exact(raw)?)),
+        oid::BOOL => SqlValue::Bool(wire::bool_from_sql(raw)?),
+        oid::INT2 => SqlValue::Int2(wire::int2_from_sql(raw)?),
+        oid::INT4 => SqlValue::Int4(wire::int4_from_sql(raw)?),
+        oid::INT8 => SqlValue::Int8(wire::int8_from_sql(raw)?),
+        oid::FLOAT4 => SqlValue::Float4(wire::float4_from_sql(raw)?),
+        oid::FLOAT8 => SqlValue::Float8(wire::float8_from_sql(raw)?),
         oid::NUMERIC => SqlValue::Numeric(numeric_text(raw)?),
-        oid::BYTEA => SqlValue::Bytea(raw.to_vec()),
+        oid::BYTEA => SqlValue::Bytea(wire::bytea_from_sql(raw).to_vec()),
         oid::UUID => SqlValue::Uuid(uuid_text(raw)?),
         oid::DATE => SqlValue::Date(date_text(raw)?),
         oid::TIME => SqlValue::Time(time_text(raw)?),
@@ -253,7 +217,7 @@ pub(crate) fn unsupported_column(name: &str, ty: &Type) -> String {
 /// without a [`SqlValue`] case of their own, and for array elements and
 /// composite fields. Date and time values use the ISO-8601 forms of their
 /// [`SqlValue`] cases instead of the session's `DateStyle`.
-fn text_form(ty: &Type, raw: &[u8]) -> Result<String, String> {
+fn text_form(ty: &Type, raw: &[u8]) -> Result<String, WireError> {
     match ty.kind() {
         Kind::Domain(base) => return text_form(base, raw),
         Kind::Enum(_) => return utf8(raw),
@@ -265,20 +229,21 @@ fn text_form(ty: &Type, raw: &[u8]) -> Result<String, String> {
         _ => {}
     }
     match ty.oid() {
-        oid::BOOL => Ok(if bool_value(raw)? { "t" } else { "f" }.to_owned()),
-        oid::INT2 => Ok(i16::from_be_bytes(exact(raw)?).to_string()),
-        oid::INT4 => Ok(i32::from_be_bytes(exact(raw)?).to_string()),
-        oid::INT8 => Ok(i64::from_be_bytes(exact(raw)?).to_string()),
-        oid::FLOAT4 => Ok(float_text(f64::from(f32::from_be_bytes(exact(raw)?)), true)),
-        oid::FLOAT8 => Ok(float_text(f64::from_be_bytes(exact(raw)?), false)),
+        oid::BOOL => Ok(if wire::bool_from_sql(raw)? { "t" } else { "f" }.to_owned()),
+        oid::INT2 => Ok(wire::int2_from_sql(raw)?.to_string()),
+        oid::INT4 => Ok(wire::int4_from_sql(raw)?.to_string()),
+        oid::INT8 => Ok(wire::int8_from_sql(raw)?.to_string()),
+        oid::FLOAT4 => Ok(float_text(f64::from(wire::float4_from_sql(raw)?), true)),
+        oid::FLOAT8 => Ok(float_text(wire::float8_from_sql(raw)?, false)),
         oid::NUMERIC => numeric_text(raw),
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN | oid::XML => utf8(raw),
         oid::JSON => utf8(raw),
         oid::JSONB => jsonb_text(raw),
         oid::BYTEA => {
-            let mut s = String::with_capacity(2 + raw.len() * 2);
+            let bytes = wire::bytea_from_sql(raw);
+            let mut s = String::with_capacity(2 + bytes.len() * 2);
             s.push_str("\\x");
-            for b in raw {
+            for b in bytes {
                 let _ = write!(s, "{b:02x}");
             }
             Ok(s)
@@ -290,30 +255,28 @@ fn text_form(ty: &Type, raw: &[u8]) -> Result<String, String> {
         oid::TIMESTAMPTZ => timestamp_text(raw, true),
         oid::TIMETZ => timetz_text(raw),
         oid::CHAR => {
-            let [b] = exact::<1>(raw)?;
+            let b = wire::char_from_sql(raw)?.cast_unsigned();
             Ok(match b {
                 0 => String::new(),
                 1..=127 => char::from(b).to_string(),
                 _ => format!("\\{b:03o}"),
             })
         }
-        oid::OID | oid::XID | oid::CID => Ok(u32::from_be_bytes(exact(raw)?).to_string()),
-        oid::XID8 => Ok(u64::from_be_bytes(exact(raw)?).to_string()),
+        oid::OID | oid::XID | oid::CID => Ok(wire::oid_from_sql(raw)?.to_string()),
+        // An unsigned 64-bit integer, laid out as pg_lsn is.
+        oid::XID8 => Ok(wire::lsn_from_sql(raw)?.to_string()),
         oid::INTERVAL => interval_text(raw),
-        oid::INET | oid::CIDR => inet_text(raw),
-        oid::MACADDR | oid::MACADDR8 => {
-            if raw.len() != 6 && raw.len() != 8 {
-                return Err(format!("a MAC address has 6 or 8 bytes, not {}", raw.len()));
-            }
-            let parts: Vec<String> = raw.iter().map(|b| format!("{b:02x}")).collect();
-            Ok(parts.join(":"))
-        }
+        oid::INET | oid::CIDR => inet_text(raw, ty.oid() == oid::CIDR),
+        oid::MACADDR => Ok(mac_text(&wire::macaddr_from_sql(raw)?)),
+        // postgres-protocol reads only the 6-byte macaddr.
+        oid::MACADDR8 => match raw.len() {
+            8 => Ok(mac_text(raw)),
+            n => Err(format!("a macaddr8 has 8 bytes, not {n}").into()),
+        },
         oid::BIT | oid::VARBIT => {
-            let mut r = Reader::new(raw);
-            let len = usize::try_from(r.i32()?).map_err(|e| e.to_string())?;
-            let bytes = r.bytes(len.div_ceil(8))?;
-            r.finish()?;
-            Ok((0..len)
+            let bits = wire::varbit_from_sql(raw)?;
+            let bytes = bits.bytes();
+            Ok((0..bits.len())
                 .map(|i| {
                     let byte = bytes.get(i / 8).copied().unwrap_or(0);
                     if byte & (0x80 >> (i % 8)) != 0 {
@@ -331,34 +294,35 @@ fn text_form(ty: &Type, raw: &[u8]) -> Result<String, String> {
         _ => Err(format!(
             "PostgreSQL type {} has no mapping in this provider",
             ty.name()
-        )),
+        )
+        .into()),
     }
 }
 
-fn bool_value(raw: &[u8]) -> Result<bool, String> {
-    let [b] = exact::<1>(raw)?;
-    Ok(b != 0)
+fn mac_text(bytes: &[u8]) -> String {
+    let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
 }
 
-fn jsonb_text(raw: &[u8]) -> Result<String, String> {
+/// jsonb's binary form is a version byte (1) and the JSON text.
+/// postgres-protocol has no jsonb reader; tokio-postgres' `with-serde_json`
+/// would parse and re-serialise the text, losing its exact form.
+fn jsonb_text(raw: &[u8]) -> Result<String, WireError> {
     match raw.split_first() {
         Some((1, json)) => utf8(json),
-        Some((version, _)) => Err(format!("unknown jsonb format version {version}")),
-        None => Err("empty jsonb value".to_owned()),
+        Some((version, _)) => Err(format!("unknown jsonb format version {version}").into()),
+        None => Err("empty jsonb value".into()),
     }
 }
 
-fn uuid_text(raw: &[u8]) -> Result<String, String> {
-    let bytes = exact::<16>(raw)?;
-    let mut s = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    Ok(s)
+fn uuid_text(raw: &[u8]) -> Result<String, WireError> {
+    Ok(Uuid::from_bytes(wire::uuid_from_sql(raw)?)
+        .hyphenated()
+        .to_string())
 }
+
+// Kept by hand: std's float Display never uses an exponent (`1e20` prints
+// all 21 digits), so it would not match PostgreSQL's text.
 
 /// A float as PostgreSQL prints it (with the default `extra_float_digits`
 /// of 1): the shortest digits that read back exactly, in fixed notation
@@ -433,28 +397,30 @@ const NUMERIC_NAN: u16 = 0xC000;
 const NUMERIC_PINF: u16 = 0xD000;
 const NUMERIC_NINF: u16 = 0xF000;
 
+// Kept by hand: rust_decimal (tokio-postgres' `db-tokio-postgres`) was
+// considered, and would lose NaN, ±Infinity and every digit past the 28th.
+
 /// A binary numeric as plain decimal text, scale kept, as PostgreSQL prints it.
-fn numeric_text(raw: &[u8]) -> Result<String, String> {
-    let mut r = Reader::new(raw);
-    let ndigits = usize::try_from(r.i16()?).map_err(|_| "negative numeric length".to_owned())?;
-    let weight = i64::from(r.i16()?);
-    let sign = r.u16()?;
-    let dscale = usize::from(r.u16()?);
+fn numeric_text(mut raw: &[u8]) -> Result<String, WireError> {
+    let ndigits = usize::try_from(raw.try_get_i16()?).map_err(|_| "negative numeric length")?;
+    let weight = i64::from(raw.try_get_i16()?);
+    let sign = raw.try_get_u16()?;
+    let dscale = usize::from(raw.try_get_u16()?);
     let mut digits = Vec::with_capacity(ndigits);
     for _ in 0..ndigits {
-        let d = r.i16()?;
+        let d = raw.try_get_i16()?;
         if !(0..10_000).contains(&d) {
-            return Err(format!("invalid numeric digit {d}"));
+            return Err(format!("invalid numeric digit {d}").into());
         }
         digits.push(d);
     }
-    r.finish()?;
+    finish(raw)?;
     match sign {
         NUMERIC_NAN => return Ok("NaN".to_owned()),
         NUMERIC_PINF => return Ok("Infinity".to_owned()),
         NUMERIC_NINF => return Ok("-Infinity".to_owned()),
         NUMERIC_POS | NUMERIC_NEG => {}
-        other => return Err(format!("invalid numeric sign {other:#x}")),
+        other => return Err(format!("invalid numeric sign {other:#x}").into()),
     }
     let group = |i: i64| -> i16 {
         usize::try_from(i)
@@ -498,10 +464,10 @@ fn numeric_binary(text: &str) -> Result<Vec<u8>, String> {
     let s = text.trim();
     let special = |sign: u16| {
         let mut out = Vec::with_capacity(8);
-        out.extend_from_slice(&0i16.to_be_bytes());
-        out.extend_from_slice(&0i16.to_be_bytes());
-        out.extend_from_slice(&sign.to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
+        out.put_i16(0);
+        out.put_i16(0);
+        out.put_u16(sign);
+        out.put_u16(0);
         out
     };
     match s.to_ascii_lowercase().as_str() {
@@ -567,10 +533,10 @@ fn numeric_binary(text: &str) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::new();
     if digits.is_empty() {
-        out.extend_from_slice(&0i16.to_be_bytes());
-        out.extend_from_slice(&0i16.to_be_bytes());
-        out.extend_from_slice(&NUMERIC_POS.to_be_bytes());
-        out.extend_from_slice(&dscale.to_be_bytes());
+        out.put_i16(0);
+        out.put_i16(0);
+        out.put_u16(NUMERIC_POS);
+        out.put_u16(dscale);
         return Ok(out);
     }
     let len = i64::try_from(digits.len()).map_err(|_| bad())?;
@@ -594,18 +560,23 @@ fn numeric_binary(text: &str) -> Result<Vec<u8>, String> {
     let ndigits =
         i16::try_from(groups.len()).map_err(|_| format!("{text:?} has too many digits"))?;
     let weight = i16::try_from(weight).map_err(|_| format!("{text:?} is out of range"))?;
-    out.extend_from_slice(&ndigits.to_be_bytes());
-    out.extend_from_slice(&weight.to_be_bytes());
-    out.extend_from_slice(&if negative { NUMERIC_NEG } else { NUMERIC_POS }.to_be_bytes());
-    out.extend_from_slice(&dscale.to_be_bytes());
+    out.put_i16(ndigits);
+    out.put_i16(weight);
+    out.put_u16(if negative { NUMERIC_NEG } else { NUMERIC_POS });
+    out.put_u16(dscale);
     for g in groups {
-        out.extend_from_slice(&g.to_be_bytes());
+        out.put_i16(g);
     }
     Ok(out)
 }
 
 // ---------------------------------------------------------------------------
 // Dates and times. Days and microseconds are counted from 2000-01-01.
+//
+// The calendar arithmetic and text forms are kept by hand: chrono
+// (tokio-postgres' `with-chrono-0_4`) was considered, and would lose dates
+// past 262143 AD (PostgreSQL's reach 5874897 AD), `infinity` and `24:00:00`,
+// so it could only serve part of the range beside this code.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
@@ -669,8 +640,8 @@ fn write_fraction(out: &mut String, fraction: i64) {
     }
 }
 
-fn date_text(raw: &[u8]) -> Result<String, String> {
-    let days = i32::from_be_bytes(exact(raw)?);
+fn date_text(raw: &[u8]) -> Result<String, WireError> {
+    let days = wire::date_from_sql(raw)?;
     Ok(match days {
         i32::MAX => "infinity".to_owned(),
         i32::MIN => "-infinity".to_owned(),
@@ -682,24 +653,24 @@ fn date_text(raw: &[u8]) -> Result<String, String> {
     })
 }
 
-fn time_text(raw: &[u8]) -> Result<String, String> {
-    let micros = i64::from_be_bytes(exact(raw)?);
+fn time_text(raw: &[u8]) -> Result<String, WireError> {
+    let micros = wire::time_from_sql(raw)?;
     if !(0..=USECS_PER_DAY).contains(&micros) {
-        return Err(format!("time of day out of range: {micros} µs"));
+        return Err(format!("time of day out of range: {micros} µs").into());
     }
     let mut s = String::with_capacity(15);
     write_time(&mut s, micros);
     Ok(s)
 }
 
-fn timetz_text(raw: &[u8]) -> Result<String, String> {
-    let mut r = Reader::new(raw);
-    let micros = r.i64()?;
+/// timetz (a time and a zone) has no reader in postgres-protocol.
+fn timetz_text(mut raw: &[u8]) -> Result<String, WireError> {
+    let micros = raw.try_get_i64()?;
     // Seconds *west* of UTC.
-    let zone = r.i32()?;
-    r.finish()?;
+    let zone = raw.try_get_i32()?;
+    finish(raw)?;
     if !(0..=USECS_PER_DAY).contains(&micros) {
-        return Err(format!("time of day out of range: {micros} µs"));
+        return Err(format!("time of day out of range: {micros} µs").into());
     }
     let mut s = String::with_capacity(24);
     write_time(&mut s, micros);
@@ -715,8 +686,8 @@ fn timetz_text(raw: &[u8]) -> Result<String, String> {
     Ok(s)
 }
 
-fn timestamp_text(raw: &[u8], utc: bool) -> Result<String, String> {
-    let micros = i64::from_be_bytes(exact(raw)?);
+fn timestamp_text(raw: &[u8], utc: bool) -> Result<String, WireError> {
+    let micros = wire::timestamp_from_sql(raw)?;
     Ok(match micros {
         i64::MAX => "infinity".to_owned(),
         i64::MIN => "-infinity".to_owned(),
@@ -734,13 +705,13 @@ fn timestamp_text(raw: &[u8], utc: bool) -> Result<String, String> {
 }
 
 /// An interval in PostgreSQL's default `postgres` IntervalStyle, e.g.
-/// `1 year 2 mons 3 days 04:05:06.5` or `-1 days +02:00:00`.
-fn interval_text(raw: &[u8]) -> Result<String, String> {
-    let mut r = Reader::new(raw);
-    let time = r.i64()?;
-    let days = r.i32()?;
-    let months = r.i32()?;
-    r.finish()?;
+/// `1 year 2 mons 3 days 04:05:06.5` or `-1 days +02:00:00`. Neither
+/// postgres-protocol nor tokio-postgres reads intervals.
+fn interval_text(mut raw: &[u8]) -> Result<String, WireError> {
+    let time = raw.try_get_i64()?;
+    let days = raw.try_get_i32()?;
+    let months = raw.try_get_i32()?;
+    finish(raw)?;
     let mut out = String::new();
     let mut is_zero = true;
     let mut is_before = false;
@@ -790,22 +761,13 @@ fn interval_text(raw: &[u8]) -> Result<String, String> {
 }
 
 /// `inet` / `cidr` as PostgreSQL prints them (`192.168.0.1/24`, `::1`,
-/// `10.0.0.0/8` for a cidr).
-fn inet_text(raw: &[u8]) -> Result<String, String> {
-    let mut r = Reader::new(raw);
-    let family = r.u8()?;
-    let bits = r.u8()?;
-    let is_cidr = r.u8()? != 0;
-    let len = usize::from(r.u8()?);
-    let addr = r.bytes(len)?;
-    r.finish()?;
-    let (mut s, max_bits) = match (family, addr.len()) {
-        (2, 4) => (
-            format!("{}.{}.{}.{}", addr[0], addr[1], addr[2], addr[3]),
-            32,
-        ),
-        (3, 16) => (ipv6_text(addr), 128),
-        _ => return Err(format!("invalid inet value (family {family}, {len} bytes)")),
+/// `10.0.0.0/8` for a cidr, whose netmask always shows).
+fn inet_text(raw: &[u8], is_cidr: bool) -> Result<String, WireError> {
+    let inet = wire::inet_from_sql(raw)?;
+    let bits = inet.netmask();
+    let (mut s, max_bits) = match inet.addr() {
+        IpAddr::V4(addr) => (addr.to_string(), 32),
+        IpAddr::V6(addr) => (ipv6_text(addr), 128),
     };
     if is_cidr || bits != max_bits {
         let _ = write!(s, "/{bits}");
@@ -813,58 +775,17 @@ fn inet_text(raw: &[u8]) -> Result<String, String> {
     Ok(s)
 }
 
-/// IPv6 text as PostgreSQL's `inet_net_ntop` writes it: the first longest
-/// run of two or more zero groups as `::`, and IPv4 dotted form for
-/// IPv4-compatible and IPv4-mapped addresses.
-fn ipv6_text(addr: &[u8]) -> String {
-    let words: Vec<u16> = addr
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    let (mut best, mut cur): ((usize, usize), Option<(usize, usize)>) = ((0, 0), None);
-    for (i, w) in words.iter().enumerate() {
-        if *w == 0 {
-            cur = Some(cur.map_or((i, 1), |(b, l)| (b, l + 1)));
-        } else if let Some(c) = cur.take()
-            && c.1 > best.1
-        {
-            best = c;
+/// IPv6 text as PostgreSQL's `inet_net_ntop` writes it. std's `Display`
+/// writes the same (first longest run of zero groups as `::`, `::ffff:1.2.3.4`)
+/// except for IPv4-compatible addresses, which PostgreSQL writes `::1.2.3.4`
+/// and std `::102:304`.
+fn ipv6_text(addr: Ipv6Addr) -> String {
+    match addr.octets() {
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d] if (a, b) != (0, 0) => {
+            format!("::{}", Ipv4Addr::new(a, b, c, d))
         }
+        _ => addr.to_string(),
     }
-    if let Some(c) = cur
-        && c.1 > best.1
-    {
-        best = c;
-    }
-    let run = if best.1 >= 2 { Some(best) } else { None };
-    let mut s = String::new();
-    for (i, word) in words.iter().enumerate() {
-        if let Some((base, len)) = run
-            && (base..base + len).contains(&i)
-        {
-            if i == base {
-                s.push(':');
-            }
-            continue;
-        }
-        if i != 0 {
-            s.push(':');
-        }
-        if i == 6
-            && let Some((0, len)) = run
-            && (len == 6 || (len == 5 && words[5] == 0xffff))
-        {
-            let _ = write!(s, "{}.{}.{}.{}", addr[12], addr[13], addr[14], addr[15]);
-            break;
-        }
-        let _ = write!(s, "{word:x}");
-    }
-    if let Some((base, len)) = run
-        && base + len == words.len()
-    {
-        s.push(':');
-    }
-    s
 }
 
 fn needs_quotes(s: &str, specials: &[char]) -> bool {
@@ -876,51 +797,49 @@ fn needs_quotes(s: &str, specials: &[char]) -> bool {
 
 /// An array in PostgreSQL's text form: `{1,2,NULL}`, `{{1,2},{3,4}}`,
 /// `[0:1]={a,b}` for lower bounds other than 1.
-fn array_text(element: &Type, raw: &[u8]) -> Result<String, String> {
-    let mut r = Reader::new(raw);
-    let ndim = usize::try_from(r.i32()?).map_err(|_| "negative array dimension count")?;
-    let _has_nulls = r.i32()?;
-    let _element_oid = r.u32()?;
-    let mut dims = Vec::with_capacity(ndim);
-    for _ in 0..ndim {
-        let len = usize::try_from(r.i32()?).map_err(|_| "negative array length")?;
-        let lower = r.i32()?;
-        dims.push((len, lower));
-    }
+fn array_text(element: &Type, raw: &[u8]) -> Result<String, WireError> {
+    let array = wire::array_from_sql(raw)?;
+    let dims: Vec<ArrayDimension> = array.dimensions().collect()?;
     let mut out = String::new();
-    if dims.iter().any(|(_, lower)| *lower != 1) {
-        for (len, lower) in &dims {
-            let upper = i64::from(*lower) + i64::try_from(*len).unwrap_or(0) - 1;
-            let _ = write!(out, "[{lower}:{upper}]");
+    if dims.iter().any(|d| d.lower_bound != 1) {
+        for d in &dims {
+            let upper = i64::from(d.lower_bound) + i64::from(d.len) - 1;
+            let _ = write!(out, "[{}:{upper}]", d.lower_bound);
         }
         out.push('=');
     }
+    let mut values = array.values();
     if dims.is_empty() {
         out.push_str("{}");
-        r.finish()?;
-        return Ok(out);
+    } else {
+        write_array_level(&mut out, &dims, element, &mut values)?;
     }
-    write_array_level(&mut out, &dims, element, &mut r)?;
-    r.finish()?;
+    // Also checks that no bytes follow the last element.
+    if values.next()?.is_some() {
+        return Err("more array elements than its dimensions hold".into());
+    }
     Ok(out)
 }
 
 fn write_array_level(
     out: &mut String,
-    dims: &[(usize, i32)],
+    dims: &[ArrayDimension],
     element: &Type,
-    r: &mut Reader<'_>,
-) -> Result<(), String> {
-    let Some(((len, _), inner)) = dims.split_first() else {
+    values: &mut ArrayValues<'_>,
+) -> Result<(), WireError> {
+    let Some((dim, inner)) = dims.split_first() else {
         return Ok(());
     };
     out.push('{');
-    for i in 0..*len {
+    for i in 0..dim.len {
         if i > 0 {
             out.push(',');
         }
         if inner.is_empty() {
-            match r.value()? {
+            match values
+                .next()?
+                .ok_or("fewer array elements than its dimensions hold")?
+            {
                 None => out.push_str("NULL"),
                 Some(raw) => {
                     let text = text_form(element, raw)?;
@@ -941,7 +860,7 @@ fn write_array_level(
                 }
             }
         } else {
-            write_array_level(out, inner, element, r)?;
+            write_array_level(out, inner, element, values)?;
         }
     }
     out.push('}');
@@ -950,17 +869,18 @@ fn write_array_level(
 
 /// A composite value in PostgreSQL's text form, `(1,"a b",)`. `types` are
 /// the field types of a named composite type; an anonymous record carries
-/// built-in field types in the value itself.
-fn composite_text(types: Option<&[&Type]>, raw: &[u8]) -> Result<String, String> {
-    let mut r = Reader::new(raw);
-    let count = usize::try_from(r.i32()?).map_err(|_| "negative field count")?;
+/// built-in field types in the value itself. Read by hand: postgres-protocol
+/// has no record reader, and tokio-postgres reads composites only into
+/// structs known at compile time.
+fn composite_text(types: Option<&[&Type]>, mut raw: &[u8]) -> Result<String, WireError> {
+    let count = usize::try_from(raw.try_get_i32()?).map_err(|_| "negative field count")?;
     let mut out = String::from("(");
     for i in 0..count {
         if i > 0 {
             out.push(',');
         }
-        let field_oid = r.u32()?;
-        let value = r.value()?;
+        let field_oid = raw.try_get_u32()?;
+        let value = nullable(&mut raw)?;
         let field_type = match types.and_then(|t| t.get(i)) {
             Some(t) => (*t).clone(),
             None => Type::from_oid(field_oid).ok_or_else(|| {
@@ -985,7 +905,7 @@ fn composite_text(types: Option<&[&Type]>, raw: &[u8]) -> Result<String, String>
             }
         }
     }
-    r.finish()?;
+    finish(raw)?;
     out.push(')');
     Ok(out)
 }
@@ -1190,26 +1110,23 @@ fn parse_timestamp(s: &str, with_offset: bool) -> Result<i64, String> {
         .ok_or_else(|| format!("{s:?} is out of range for a timestamp"))
 }
 
-fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+/// 32 hex digits, any case, in braces or not, hyphens allowed between any
+/// two digits. The uuid crate reads the digits; its own parser takes hyphens
+/// only at the standard positions, so they are checked and dropped first.
+fn parse_uuid(s: &str) -> Result<Uuid, String> {
     let t = s.trim();
     let t = t
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or(t);
-    let hex: Vec<u8> = t.bytes().filter(|b| *b != b'-').collect();
     let bad = || format!("{s:?} is not a UUID (e.g. 67e55044-10b1-426f-9247-bb680e5fe0c8)");
-    if hex.len() != 32 || t.starts_with('-') || t.ends_with('-') || t.contains("--") {
+    if t.starts_with('-') || t.ends_with('-') || t.contains("--") {
         return Err(bad());
     }
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-        let byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        if let Some(slot) = out.get_mut(i) {
-            *slot = byte;
-        }
-    }
-    Ok(out)
+    t.replace('-', "")
+        .parse::<uuid::fmt::Simple>()
+        .map(uuid::fmt::Simple::into_uuid)
+        .map_err(|_| bad())
 }
 
 // ---------------------------------------------------------------------------
@@ -1299,15 +1216,20 @@ pub(crate) fn encode(ty: &Type, value: &SqlValue) -> Result<Option<Vec<u8>>, Bin
     if matches!(value, SqlValue::Null) {
         return Ok(None);
     }
-    encode_value(ty, value).map(Some)
+    let mut out = BytesMut::new();
+    encode_value(ty, value, &mut out)?;
+    Ok(Some(out.into()))
 }
 
-fn encode_value(ty: &Type, value: &SqlValue) -> Result<Vec<u8>, BindError> {
+fn encode_value(ty: &Type, value: &SqlValue, out: &mut BytesMut) -> Result<(), BindError> {
     match ty.kind() {
-        Kind::Domain(base) => return encode_value(base, value),
+        Kind::Domain(base) => return encode_value(base, value, out),
         Kind::Enum(_) => {
             return match value {
-                SqlValue::Text(s) => Ok(s.as_bytes().to_vec()),
+                SqlValue::Text(s) => {
+                    wire::text_to_sql(s, out);
+                    Ok(())
+                }
                 _ => Err(mismatch("text (the enum label)")),
             };
         }
@@ -1315,15 +1237,15 @@ fn encode_value(ty: &Type, value: &SqlValue) -> Result<Vec<u8>, BindError> {
         _ => return Err(BindError::Unsupported),
     }
     let bad = BindError::Bad;
-    Ok(match ty.oid() {
+    match ty.oid() {
         oid::BOOL => match value {
-            SqlValue::Bool(b) => vec![u8::from(*b)],
+            SqlValue::Bool(b) => wire::bool_to_sql(*b, out),
             _ => return Err(mismatch("bool")),
         },
-        oid::INT2 => int_param::<i16>(value, "int2")?.to_be_bytes().to_vec(),
-        oid::INT4 => int_param::<i32>(value, "int4")?.to_be_bytes().to_vec(),
-        oid::INT8 => int_param::<i64>(value, "int8")?.to_be_bytes().to_vec(),
-        oid::OID => int_param::<u32>(value, "oid")?.to_be_bytes().to_vec(),
+        oid::INT2 => wire::int2_to_sql(int_param(value, "int2")?, out),
+        oid::INT4 => wire::int4_to_sql(int_param(value, "int4")?, out),
+        oid::INT8 => wire::int8_to_sql(int_param(value, "int8")?, out),
+        oid::OID => wire::oid_to_sql(int_param(value, "oid")?, out),
         oid::FLOAT4 => {
             let v = float_value(value).ok_or(mismatch("float4, float8 or an integer"))?;
             #[allow(clippy::cast_possible_truncation)]
@@ -1331,12 +1253,12 @@ fn encode_value(ty: &Type, value: &SqlValue) -> Result<Vec<u8>, BindError> {
             if f.is_infinite() && v.is_finite() {
                 return Err(bad(format!("{v} is out of range for float4")));
             }
-            f.to_be_bytes().to_vec()
+            wire::float4_to_sql(f, out);
         }
-        oid::FLOAT8 => float_value(value)
-            .ok_or(mismatch("float8, float4 or an integer"))?
-            .to_be_bytes()
-            .to_vec(),
+        oid::FLOAT8 => wire::float8_to_sql(
+            float_value(value).ok_or(mismatch("float8, float4 or an integer"))?,
+            out,
+        ),
         oid::NUMERIC => {
             let text = match value {
                 SqlValue::Numeric(s) | SqlValue::Text(s) => s.clone(),
@@ -1349,72 +1271,73 @@ fn encode_value(ty: &Type, value: &SqlValue) -> Result<Vec<u8>, BindError> {
                     None => return Err(mismatch("numeric, text, an integer or a float")),
                 },
             };
-            numeric_binary(&text).map_err(bad)?
+            out.put_slice(&numeric_binary(&text).map_err(bad)?);
         }
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN | oid::XML => {
-            string_value(value)
-                .ok_or(mismatch("text (or any case carrying a string)"))?
-                .as_bytes()
-                .to_vec()
+            wire::text_to_sql(
+                string_value(value).ok_or(mismatch("text (or any case carrying a string)"))?,
+                out,
+            );
         }
-        _ if is_citext(ty) => string_value(value)
-            .ok_or(mismatch("text (or any case carrying a string)"))?
-            .as_bytes()
-            .to_vec(),
+        _ if is_citext(ty) => wire::text_to_sql(
+            string_value(value).ok_or(mismatch("text (or any case carrying a string)"))?,
+            out,
+        ),
+        // The byte itself, or none for the empty string.
         oid::CHAR => match value {
-            SqlValue::Text(s) if s.len() <= 1 => s.as_bytes().to_vec(),
+            SqlValue::Text(s) if s.len() <= 1 => wire::text_to_sql(s, out),
             SqlValue::Text(s) => return Err(bad(format!("{s:?} is longer than one byte"))),
             _ => return Err(mismatch("text of one ASCII character")),
         },
         oid::BYTEA => match value {
-            SqlValue::Bytea(b) => b.clone(),
+            SqlValue::Bytea(b) => wire::bytea_to_sql(b, out),
             _ => return Err(mismatch("bytea")),
         },
         oid::UUID => match value {
-            SqlValue::Uuid(s) | SqlValue::Text(s) => parse_uuid(s).map_err(bad)?.to_vec(),
+            SqlValue::Uuid(s) | SqlValue::Text(s) => {
+                wire::uuid_to_sql(parse_uuid(s).map_err(bad)?.into_bytes(), out);
+            }
             _ => return Err(mismatch("uuid or text")),
         },
         oid::DATE => match value {
             SqlValue::Date(s) | SqlValue::Text(s) => {
-                parse_date(s).map_err(bad)?.to_be_bytes().to_vec()
+                wire::date_to_sql(parse_date(s).map_err(bad)?, out);
             }
             _ => return Err(mismatch("date or text")),
         },
         oid::TIME => match value {
             SqlValue::Time(s) | SqlValue::Text(s) => {
-                parse_time(s).map_err(bad)?.to_be_bytes().to_vec()
+                wire::time_to_sql(parse_time(s).map_err(bad)?, out);
             }
             _ => return Err(mismatch("time or text")),
         },
         oid::TIMESTAMP => match value {
-            SqlValue::Timestamp(s) | SqlValue::Text(s) => parse_timestamp(s, false)
-                .map_err(bad)?
-                .to_be_bytes()
-                .to_vec(),
+            SqlValue::Timestamp(s) | SqlValue::Text(s) => {
+                wire::timestamp_to_sql(parse_timestamp(s, false).map_err(bad)?, out);
+            }
             _ => return Err(mismatch("timestamp or text")),
         },
         oid::TIMESTAMPTZ => match value {
-            SqlValue::Timestamptz(s) | SqlValue::Text(s) => parse_timestamp(s, true)
-                .map_err(bad)?
-                .to_be_bytes()
-                .to_vec(),
+            SqlValue::Timestamptz(s) | SqlValue::Text(s) => {
+                wire::timestamp_to_sql(parse_timestamp(s, true).map_err(bad)?, out);
+            }
             _ => return Err(mismatch("timestamptz or text")),
         },
         oid::JSON => match value {
-            SqlValue::Json(s) | SqlValue::Jsonb(s) | SqlValue::Text(s) => s.as_bytes().to_vec(),
+            SqlValue::Json(s) | SqlValue::Jsonb(s) | SqlValue::Text(s) => wire::text_to_sql(s, out),
             _ => return Err(mismatch("json, jsonb or text")),
         },
+        // The version byte, then the text as is (see `jsonb_text`).
         oid::JSONB => match value {
             SqlValue::Json(s) | SqlValue::Jsonb(s) | SqlValue::Text(s) => {
-                let mut out = Vec::with_capacity(s.len() + 1);
-                out.push(1);
-                out.extend_from_slice(s.as_bytes());
-                out
+                out.put_u8(1);
+                wire::text_to_sql(s, out);
             }
             _ => return Err(mismatch("jsonb, json or text")),
         },
         _ => return Err(BindError::Unsupported),
-    })
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1652,7 +1575,7 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_print_as_postgresql_prints_them() {
-        let v6 = |s: &str| ipv6_text(&s.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let v6 = |s: &str| ipv6_text(s.parse().unwrap());
         assert_eq!(v6("::1"), "::1");
         assert_eq!(v6("::"), "::");
         assert_eq!(v6("2001:db8::1"), "2001:db8::1");
@@ -1713,7 +1636,7 @@ mod tests {
     fn uuids_print_lower_case_hyphenated() {
         let raw = parse_uuid("67E5504410B1426F9247BB680E5FE0C8").unwrap();
         assert_eq!(
-            uuid_text(&raw).unwrap(),
+            uuid_text(raw.as_bytes()).unwrap(),
             "67e55044-10b1-426f-9247-bb680e5fe0c8"
         );
     }
