@@ -2,15 +2,23 @@
 //! `trellis.ctl.v1.{lattice}.…` that start and stop actors and providers,
 //! put links and read inventories (`docs/protocol.md`). The `trellis` CLI
 //! and wadm both drive hosts through it.
+//!
+//! Every request is signed with the client's control credential
+//! ([`CtlClient::with_signer`]); hosts refuse unsigned requests, and
+//! requests the credential's scope does not allow, with
+//! [`CtlErrorKind::Denied`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use trellis_claims::invocation::InvocationSigner;
 use trellis_protocol::ctl::{
-    ClaimsList, CtlReply, DeleteLinkRequest, HostPong, LinkList, StartActorRequest,
-    StartProviderRequest, StopActorRequest, StopHostRequest, StopProviderRequest,
+    ClaimsList, CtlFailure, CtlReply, DeleteLinkRequest, HostPong, LinkList, ScaleActorRequest,
+    StartActorRequest, StartProviderRequest, StopActorRequest, StopHostRequest,
+    StopProviderRequest,
 };
 use trellis_protocol::host::{ActorDescription, HostInventory, ProviderDescription};
 use trellis_protocol::subject::CtlOperation;
@@ -33,6 +41,9 @@ pub enum CtlErrorKind {
     BadReply,
     /// The host answered and refused: the message says why.
     Refused,
+    /// The host refused an unsigned request, a token that did not verify,
+    /// or an operation the credential's scope does not allow.
+    Denied,
     /// The request itself is invalid (e.g. a bad lattice or host id).
     BadRequest,
 }
@@ -46,6 +57,7 @@ impl CtlErrorKind {
             Self::Timeout => "timeout",
             Self::BadReply => "bad_reply",
             Self::Refused => "refused",
+            Self::Denied => "denied",
             Self::BadRequest => "bad_request",
         }
     }
@@ -80,17 +92,45 @@ pub struct CtlClient {
     nats: async_nats::Client,
     lattice: Lattice,
     timeout: Duration,
+    signer: Option<Arc<InvocationSigner>>,
 }
 
 impl CtlClient {
     /// A client of `lattice` over `nats`, waiting [`DEFAULT_CTL_TIMEOUT`]
-    /// for each reply.
+    /// for each reply. Its requests are unsigned until
+    /// [`CtlClient::with_signer`] gives it a credential.
     pub fn new(nats: async_nats::Client, lattice: Lattice) -> Self {
         Self {
             nats,
             lattice,
             timeout: DEFAULT_CTL_TIMEOUT,
+            signer: None,
         }
+    }
+
+    /// Signs every request with `signer`: a user key (`U…`) presenting a
+    /// control credential issued by an operator the hosts trust.
+    #[must_use]
+    pub fn with_signer(mut self, signer: Arc<InvocationSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Headers signing a request of `op` on `subject` with `body`; none
+    /// without a signer.
+    fn sign(
+        &self,
+        subject: &str,
+        op: &CtlOperation,
+        body: &[u8],
+    ) -> Result<async_nats::HeaderMap, CtlError> {
+        let Some(signer) = &self.signer else {
+            return Ok(async_nats::HeaderMap::new());
+        };
+        let token = signer
+            .sign_control(subject, op.name(), body)
+            .map_err(|e| CtlError::new(CtlErrorKind::BadRequest, format!("cannot sign: {e}")))?;
+        Ok(crate::signed::headers(&token))
     }
 
     /// Sets how long each request waits for its reply.
@@ -109,9 +149,11 @@ impl CtlClient {
     ///
     /// # Errors
     ///
-    /// [`CtlErrorKind::Nats`] if the request cannot be sent.
+    /// [`CtlErrorKind::Nats`] if the request cannot be sent;
+    /// [`CtlErrorKind::Denied`] if hosts answered, and all refused.
     pub async fn ping(&self, window: Duration) -> Result<Vec<HostPong>, CtlError> {
         let subject = self.subject(&CtlOperation::HostPing)?;
+        let headers = self.sign(&subject, &CtlOperation::HostPing, b"")?;
         let inbox = self.nats.new_inbox();
         let mut replies = self
             .nats
@@ -119,17 +161,23 @@ impl CtlClient {
             .await
             .map_err(|e| CtlError::new(CtlErrorKind::Nats, format!("cannot subscribe: {e}")))?;
         self.nats
-            .publish_with_reply(subject, inbox, bytes::Bytes::new())
+            .publish_with_reply_and_headers(subject, inbox, headers, bytes::Bytes::new())
             .await
             .map_err(|e| CtlError::new(CtlErrorKind::Nats, format!("cannot publish: {e}")))?;
         let mut hosts = Vec::new();
+        let mut denied = None;
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(message)) = tokio::time::timeout_at(deadline, replies.next()).await {
             match decode::<HostPong>(&message.payload) {
                 Ok(Some(pong)) => hosts.push(pong),
                 Ok(None) => {}
+                Err(e) if e.kind() == CtlErrorKind::Denied => denied = Some(e),
                 Err(e) => tracing::warn!("ignoring a ping answer: {e}"),
             }
+        }
+        // Hosts that refuse this client are not hidden behind an empty list.
+        if let (true, Some(denied)) = (hosts.is_empty(), denied) {
+            return Err(denied);
         }
         hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
         Ok(hosts)
@@ -163,6 +211,25 @@ impl CtlClient {
             host_id: host_id.to_owned(),
         };
         self.required(&op, request).await
+    }
+
+    /// Changes the maximum concurrent instances (and annotations) of an
+    /// actor running on `host_id`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` when it does not run there.
+    pub async fn scale_actor(
+        &self,
+        host_id: &str,
+        request: &ScaleActorRequest,
+    ) -> Result<(), CtlError> {
+        let op = CtlOperation::ActorScale {
+            host_id: host_id.to_owned(),
+        };
+        self.request::<_, serde_json::Value>(&op, request)
+            .await
+            .map(drop)
     }
 
     /// Stops an actor on `host_id`.
@@ -306,28 +373,33 @@ impl CtlClient {
         let subject = self.subject(op)?;
         let body = encode_json(request)
             .map_err(|e| CtlError::new(CtlErrorKind::BadRequest, e.to_string()))?;
-        let reply = tokio::time::timeout(self.timeout, self.nats.request(subject, body.into()))
-            .await
-            .map_err(|_| {
-                CtlError::new(
-                    CtlErrorKind::Timeout,
-                    format!("no host answered within {} ms", self.timeout.as_millis()),
-                )
-            })?
-            .map_err(|e| match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => {
-                    CtlError::new(CtlErrorKind::Timeout, "no host of the lattice is listening")
-                }
-                async_nats::RequestErrorKind::TimedOut => CtlError::new(
-                    CtlErrorKind::Timeout,
-                    format!("no host answered within {} ms", self.timeout.as_millis()),
-                ),
-                async_nats::RequestErrorKind::InvalidSubject
-                | async_nats::RequestErrorKind::MaxPayloadExceeded => {
-                    CtlError::new(CtlErrorKind::BadRequest, e.to_string())
-                }
-                _ => CtlError::new(CtlErrorKind::Nats, e.to_string()),
-            })?;
+        let headers = self.sign(&subject, op, &body)?;
+        let reply = tokio::time::timeout(
+            self.timeout,
+            self.nats
+                .request_with_headers(subject, headers, body.into()),
+        )
+        .await
+        .map_err(|_| {
+            CtlError::new(
+                CtlErrorKind::Timeout,
+                format!("no host answered within {} ms", self.timeout.as_millis()),
+            )
+        })?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => {
+                CtlError::new(CtlErrorKind::Timeout, "no host of the lattice is listening")
+            }
+            async_nats::RequestErrorKind::TimedOut => CtlError::new(
+                CtlErrorKind::Timeout,
+                format!("no host answered within {} ms", self.timeout.as_millis()),
+            ),
+            async_nats::RequestErrorKind::InvalidSubject
+            | async_nats::RequestErrorKind::MaxPayloadExceeded => {
+                CtlError::new(CtlErrorKind::BadRequest, e.to_string())
+            }
+            _ => CtlError::new(CtlErrorKind::Nats, e.to_string()),
+        })?;
         decode(&reply.payload)
     }
 }
@@ -337,6 +409,8 @@ fn decode<R: DeserializeOwned>(payload: &[u8]) -> Result<Option<R>, CtlError> {
         .map_err(|e| CtlError::new(CtlErrorKind::BadReply, format!("bad control reply: {e}")))?;
     if reply.success {
         Ok(reply.response)
+    } else if reply.kind == Some(CtlFailure::Denied) {
+        Err(CtlError::new(CtlErrorKind::Denied, reply.message))
     } else {
         Err(CtlError::new(CtlErrorKind::Refused, reply.message))
     }

@@ -1,7 +1,8 @@
 //! What every lattice member that talks over NATS shares: connecting (with
 //! authentication, TLS and reconnection forever), a round-trip barrier, the
 //! one RPC layer ([`rpc`]: [`RpcClient::invoke`] and [`rpc::serve`]), and a
-//! client of the control interface ([`CtlClient`]).
+//! client of the control interface ([`CtlClient`]), and the signing and
+//! checking of control messages ([`signed`]).
 //!
 //! Hosts and capability providers both use it, so an invocation is signed,
 //! sent, verified and answered the same way whichever side sends it.
@@ -11,6 +12,7 @@ mod error;
 pub mod kv;
 pub mod nats;
 pub mod rpc;
+pub mod signed;
 
 pub use ctl::{CtlClient, CtlError, CtlErrorKind};
 pub use error::Error;

@@ -66,7 +66,7 @@ impl Error<InvokeErrorKind> {
         RpcError::new(self.rpc_kind(), self.detail())
     }
 
-    fn rpc(kind: RpcErrorKind, source: impl Into<String>) -> Self {
+    pub(crate) fn rpc(kind: RpcErrorKind, source: impl Into<String>) -> Self {
         Self::with_source(InvokeErrorKind::Rpc(kind), source.into())
     }
 }
@@ -75,7 +75,7 @@ impl Error<InvokeErrorKind> {
 /// concurrent and no connection is made per call.
 pub struct RpcClient {
     nats: async_nats::Client,
-    signer: InvocationSigner,
+    signer: Arc<InvocationSigner>,
     max_payload: usize,
     limits: DecodeLimits,
 }
@@ -83,7 +83,11 @@ pub struct RpcClient {
 impl RpcClient {
     /// A client signing with `signer`, refusing invocations larger than
     /// `max_payload` bytes (normally the server's `max_payload`).
-    pub fn new(nats: async_nats::Client, signer: InvocationSigner, max_payload: usize) -> Self {
+    pub fn new(
+        nats: async_nats::Client,
+        signer: impl Into<Arc<InvocationSigner>>,
+        max_payload: usize,
+    ) -> Self {
         // Accept any answer the server could carry.
         let limits = DecodeLimits {
             max_message_bytes: DecodeLimits::default().max_message_bytes.max(max_payload),
@@ -91,7 +95,7 @@ impl RpcClient {
         };
         Self {
             nats,
-            signer,
+            signer: signer.into(),
             max_payload,
             limits,
         }
@@ -105,6 +109,12 @@ impl RpcClient {
     /// The signer: its credential can be renewed in place.
     pub fn signer(&self) -> &InvocationSigner {
         &self.signer
+    }
+
+    /// The signer, shared: others that sign as this member (its event
+    /// publisher) see a renewed credential too.
+    pub fn shared_signer(&self) -> Arc<InvocationSigner> {
+        self.signer.clone()
     }
 
     /// The signer's public key.

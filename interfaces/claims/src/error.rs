@@ -41,6 +41,9 @@ pub enum ErrorKind {
     Io,
     /// An invocation id that was already received: a replay.
     Replayed,
+    /// The sender is verified but not allowed this: a control credential
+    /// whose scope is too narrow, or a member other than the one expected.
+    Unauthorized,
 }
 
 impl ErrorKind {
@@ -63,6 +66,7 @@ impl ErrorKind {
             ErrorKind::InvalidArchive => "invalid_archive",
             ErrorKind::Io => "io",
             ErrorKind::Replayed => "replayed",
+            ErrorKind::Unauthorized => "unauthorized",
         }
     }
 }
@@ -85,6 +89,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidArchive => "invalid provider archive",
             ErrorKind::Io => "i/o error",
             ErrorKind::Replayed => "replayed",
+            ErrorKind::Unauthorized => "unauthorized",
         })
     }
 }

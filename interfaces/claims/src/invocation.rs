@@ -16,6 +16,19 @@
 //! the token's signature against the key the credential names, the expiry,
 //! the payload hash and target, and that the id was not seen before within
 //! the expiry window.
+//!
+//! The control plane uses the same tokens and the same checks:
+//!
+//! - A **control credential** is issued by an *operator* (`O…`, the control
+//!   issuer a host is told to trust with `--ctl-issuer`) to a control client
+//!   (`U…`: the CLI, wadm), and carries a [`CtlScope`].
+//! - A **control token** is signed by the client's key like an invocation
+//!   token, but is bound to the NATS subject of the request instead of a
+//!   target key ([`InvocationSigner::sign_control`],
+//!   [`InvocationVerifier::verify_control`]).
+//! - A host's own control messages to the providers it started (link
+//!   changes, health checks, shutdown) are invocation tokens of the host,
+//!   checked with [`InvocationVerifier::verify_message`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -51,6 +64,66 @@ pub const DEFAULT_CREDENTIAL_CACHE_CAPACITY: usize = 4_096;
 pub struct CredentialMetadata {
     /// The lattice the credential is valid in.
     pub lattice: String,
+    /// What a control credential allows; absent on the cluster-issued
+    /// credentials of hosts and providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<CtlScope>,
+}
+
+/// What a control credential allows its holder to do.
+///
+/// # Examples
+///
+/// ```
+/// use trellis_claims::invocation::CtlScope;
+///
+/// assert!(CtlScope::Full.allows(CtlScope::Read));
+/// assert!(!CtlScope::Read.allows(CtlScope::Full));
+/// assert_eq!("read".parse::<CtlScope>().unwrap(), CtlScope::Read);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CtlScope {
+    /// Read-only: ping hosts, read inventories, list links and claims.
+    Read,
+    /// Everything: start, scale and stop, put and delete links, stop hosts.
+    Full,
+}
+
+impl CtlScope {
+    /// Whether a credential of this scope may perform an operation that
+    /// needs `required`.
+    pub fn allows(self, required: CtlScope) -> bool {
+        self >= required
+    }
+
+    /// The lowercase name: `read` or `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CtlScope::Read => "read",
+            CtlScope::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for CtlScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CtlScope {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "read" => Ok(CtlScope::Read),
+            "full" => Ok(CtlScope::Full),
+            _ => Err(Error::new(
+                ErrorKind::Malformed,
+                format!("unknown control scope {s:?}; use read or full"),
+            )),
+        }
+    }
 }
 
 /// Metadata of an invocation token.
@@ -93,10 +166,67 @@ pub fn issue_credential(
         member,
         CredentialMetadata {
             lattice: lattice.to_owned(),
+            scope: None,
         },
     );
     claims.exp = Some(now_secs() + ttl.as_secs().max(1));
     jwt::sign(&mut claims, cluster, KeyKind::Cluster)
+}
+
+/// Issues a control credential for `client` (a user key, `U…`) in
+/// `lattice` with `scope`, signed by `operator` (an operator key, the
+/// control issuer), valid for `ttl`.
+///
+/// # Errors
+///
+/// [`ErrorKind::WrongKeyKind`] if `operator` is not an operator key or
+/// `client` is not a user key.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis_claims::invocation::{issue_control_credential, CtlScope, InvocationSigner,
+///     InvocationVerifier, VerifierSettings};
+/// use trellis_claims::keys::{generate, KeyKind};
+/// use trellis_claims::ErrorKind;
+///
+/// let operator = generate(KeyKind::Operator);
+/// let cli = generate(KeyKind::User);
+/// let credential = issue_control_credential(&operator, &cli.public_key(), "default",
+///     CtlScope::Read, Duration::from_secs(60)).unwrap();
+/// let signer = InvocationSigner::new(cli, credential, Duration::from_secs(30)).unwrap();
+/// let subject = "trellis.ctl.v1.default.link.list";
+/// let token = signer.sign_control(subject, "link.list", b"").unwrap();
+///
+/// let verifier = InvocationVerifier::control("default", [operator.public_key()],
+///     VerifierSettings::default());
+/// let sender = verifier.verify_control(&token, subject, "link.list", b"").unwrap();
+/// assert_eq!(sender.scope, Some(CtlScope::Read));
+/// // The same token again is a replay; on another subject it is refused.
+/// assert_eq!(verifier.verify_control(&token, subject, "link.list", b"").unwrap_err().kind(),
+///     ErrorKind::Replayed);
+/// let token = signer.sign_control(subject, "link.list", b"").unwrap();
+/// assert_eq!(verifier.verify_control(&token, "trellis.ctl.v1.default.link.put", "link.list", b"")
+///     .unwrap_err().kind(), ErrorKind::HashMismatch);
+/// ```
+pub fn issue_control_credential(
+    operator: &KeyPair,
+    client: &str,
+    lattice: &str,
+    scope: CtlScope,
+    ttl: Duration,
+) -> Result<String> {
+    crate::keys::expect_public_key(client, KeyKind::User)?;
+    let mut claims = Claims::new(
+        client,
+        CredentialMetadata {
+            lattice: lattice.to_owned(),
+            scope: Some(scope),
+        },
+    );
+    claims.exp = Some(now_secs() + ttl.as_secs().max(1));
+    jwt::sign(&mut claims, operator, KeyKind::Operator)
 }
 
 /// Signs invocations on behalf of one host or provider.
@@ -110,20 +240,20 @@ pub struct InvocationSigner {
 }
 
 impl InvocationSigner {
-    /// A signer for `key` (a host or provider key pair) presenting
-    /// `credential`, issuing tokens valid for `ttl`
-    /// ([`DEFAULT_TOKEN_TTL`] is a good choice).
+    /// A signer for `key` (a host or provider key pair, or a control
+    /// client's user key) presenting `credential`, issuing tokens valid for
+    /// `ttl` ([`DEFAULT_TOKEN_TTL`] is a good choice).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::WrongKeyKind`] if `key` is neither a host nor a
-    /// provider key.
+    /// [`ErrorKind::WrongKeyKind`] if `key` is not a host, provider or user
+    /// key.
     pub fn new(key: KeyPair, credential: String, ttl: Duration) -> Result<Self> {
         let kind = public_key_kind(&key.public_key())?;
-        if !matches!(kind, KeyKind::Host | KeyKind::Provider) {
+        if !matches!(kind, KeyKind::Host | KeyKind::Provider | KeyKind::User) {
             return Err(Error::new(
                 ErrorKind::WrongKeyKind,
-                "invocations are signed by host or provider keys",
+                "tokens are signed by host, provider or user keys",
             ));
         }
         Ok(Self {
@@ -162,12 +292,51 @@ impl InvocationSigner {
         operation: &str,
         payload: &[u8],
     ) -> Result<String> {
+        self.sign_bound(id, origin, target, target, operation, payload)
+    }
+
+    /// A control token for a request on NATS `subject` performing
+    /// `operation` (e.g. `actor.start`) with `payload`. The token carries a
+    /// fresh id, is signed on the signer's own behalf, and is bound to the
+    /// subject rather than to a target key.
+    ///
+    /// # Errors
+    ///
+    /// As [`InvocationSigner::sign`].
+    pub fn sign_control(&self, subject: &str, operation: &str, payload: &[u8]) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let me = self.public_key.as_str();
+        self.sign_bound(&id, me, me, subject, operation, payload)
+    }
+
+    /// A token for a message from this signer to `target` (e.g. a host's
+    /// link change for a provider it started), with a fresh id, on its own
+    /// behalf.
+    ///
+    /// # Errors
+    ///
+    /// As [`InvocationSigner::sign`].
+    pub fn sign_message(&self, target: &str, operation: &str, payload: &[u8]) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let me = self.public_key.as_str();
+        self.sign_bound(&id, me, target, target, operation, payload)
+    }
+
+    fn sign_bound(
+        &self,
+        id: &str,
+        origin: &str,
+        sub: &str,
+        target: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<String> {
         let now = now_secs();
         let claims = Claims {
             jti: id.to_owned(),
             iat: now,
             iss: self.public_key.clone(),
-            sub: target.to_owned(),
+            sub: sub.to_owned(),
             nbf: None,
             exp: Some(now + self.ttl.as_secs().max(1)),
             trellis: InvocationMetadata {
@@ -186,13 +355,43 @@ impl InvocationSigner {
     }
 }
 
-/// Who sent a verified invocation.
+/// Who sent a verified invocation or control request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedSender {
-    /// The sender's public key (`N…` or `V…`).
+    /// The sender's public key (`N…` or `V…`; `U…` for control).
     pub sender: String,
-    /// The cluster issuer that vouched for it.
-    pub cluster_issuer: String,
+    /// The issuer that vouched for it: a cluster issuer (`C…`), or an
+    /// operator (`O…`) for control.
+    pub issuer: String,
+    /// The control scope of its credential; `None` for hosts and
+    /// providers.
+    pub scope: Option<CtlScope>,
+}
+
+/// Which credentials a verifier accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Invocations: hosts and providers vouched for by cluster issuers.
+    Rpc,
+    /// Control requests: users vouched for by operators, with a scope.
+    Control,
+}
+
+/// What a token must be bound to.
+#[derive(Debug, Clone, Copy)]
+struct Expected<'a> {
+    /// The invocation id; `None` takes the token's own `jti`.
+    id: Option<&'a str>,
+    /// The target key (invocations), or the NATS subject (control).
+    target: Bound<'a>,
+    /// The origin and operation, when checked.
+    call: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Bound<'a> {
+    Member(&'a str),
+    Subject(&'a str),
 }
 
 /// Settings of an [`InvocationVerifier`]. Defaults in [`Default`].
@@ -218,11 +417,13 @@ impl Default for VerifierSettings {
 }
 
 /// Verifies invocation tokens and refuses replays. Shared by all the
-/// subscriptions of a host or provider (it is `Sync`).
+/// subscriptions of a host or provider (it is `Sync`). A verifier made with
+/// [`InvocationVerifier::control`] checks control tokens instead.
 #[derive(Debug)]
 pub struct InvocationVerifier {
     lattice: String,
-    cluster_issuers: HashSet<String>,
+    role: Role,
+    issuers: HashSet<String>,
     settings: VerifierSettings,
     seen: Mutex<SeenIds>,
     credentials: Mutex<HashMap<String, (VerifiedSender, u64)>>,
@@ -268,9 +469,30 @@ impl InvocationVerifier {
         cluster_issuers: impl IntoIterator<Item = String>,
         settings: VerifierSettings,
     ) -> Self {
+        Self::with_role(Role::Rpc, lattice, cluster_issuers, settings)
+    }
+
+    /// A verifier of control tokens for `lattice` that accepts control
+    /// clients (`U…`) vouched for by any of `operators` (operator public
+    /// keys, the control issuers).
+    pub fn control(
+        lattice: impl Into<String>,
+        operators: impl IntoIterator<Item = String>,
+        settings: VerifierSettings,
+    ) -> Self {
+        Self::with_role(Role::Control, lattice, operators, settings)
+    }
+
+    fn with_role(
+        role: Role,
+        lattice: impl Into<String>,
+        issuers: impl IntoIterator<Item = String>,
+        settings: VerifierSettings,
+    ) -> Self {
         Self {
             lattice: lattice.into(),
-            cluster_issuers: cluster_issuers.into_iter().collect(),
+            role,
+            issuers: issuers.into_iter().collect(),
             settings,
             seen: Mutex::new(SeenIds::default()),
             credentials: Mutex::new(HashMap::new()),
@@ -299,7 +521,12 @@ impl InvocationVerifier {
         target: &str,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
-        self.check(token, id, target, None, payload)
+        let expected = Expected {
+            id: Some(id),
+            target: Bound::Member(target),
+            call: None,
+        };
+        self.check(token, expected, payload)
     }
 
     /// As [`InvocationVerifier::verify`], and also checks that the token
@@ -321,17 +548,76 @@ impl InvocationVerifier {
         operation: &str,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
-        self.check(token, id, target, Some((origin, operation)), payload)
+        let expected = Expected {
+            id: Some(id),
+            target: Bound::Member(target),
+            call: Some((origin, operation)),
+        };
+        self.check(token, expected, payload)
     }
 
-    fn check(
+    /// Verifies a token bound to NATS `subject` for `operation` with
+    /// `payload` ([`InvocationSigner::sign_control`]), and records its id:
+    /// with a verifier made with [`InvocationVerifier::control`], a control
+    /// request, whose caller then checks [`VerifiedSender::scope`]; with
+    /// one made with [`InvocationVerifier::new`], a host's event.
+    ///
+    /// # Errors
+    ///
+    /// As [`InvocationVerifier::verify_call`]; [`ErrorKind::HashMismatch`]
+    /// when the token was issued for another subject or operation;
+    /// [`ErrorKind::UntrustedIssuer`] for a credential of a host or
+    /// provider, or of an operator this verifier does not trust.
+    pub fn verify_control(
         &self,
         token: &str,
-        id: &str,
-        target: &str,
-        call: Option<(&str, &str)>,
+        subject: &str,
+        operation: &str,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
+        self.check_own(token, Bound::Subject(subject), operation, payload)
+    }
+
+    /// Verifies a message that a host or provider sent on its own behalf
+    /// to `target` (e.g. a link change from a provider's host), and
+    /// records its id. The caller checks that the returned sender is the
+    /// one it expects.
+    ///
+    /// # Errors
+    ///
+    /// As [`InvocationVerifier::verify_call`].
+    pub fn verify_message(
+        &self,
+        token: &str,
+        target: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<VerifiedSender> {
+        self.check_own(token, Bound::Member(target), operation, payload)
+    }
+
+    /// Checks a token that its signer sent on its own behalf (its origin
+    /// is its `iss`), with the id the token carries.
+    fn check_own(
+        &self,
+        token: &str,
+        target: Bound<'_>,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<VerifiedSender> {
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(Error::new(ErrorKind::Malformed, "the token is too long"));
+        }
+        let claimed: Claims<InvocationMetadata> = jwt::decode_unverified(token)?;
+        let expected = Expected {
+            id: None,
+            target,
+            call: Some((&claimed.iss, operation)),
+        };
+        self.check(token, expected, payload)
+    }
+
+    fn check(&self, token: &str, expected: Expected<'_>, payload: &[u8]) -> Result<VerifiedSender> {
         if token.len() > jwt::MAX_TOKEN_BYTES {
             return Err(Error::new(ErrorKind::Malformed, "the token is too long"));
         }
@@ -346,21 +632,28 @@ impl InvocationVerifier {
             ));
         }
         let sender_kind = public_key_kind(&sender.sender)?;
+        // An invocation names its target key as the subject; a control
+        // token names its sender, and carries the NATS subject instead.
+        let (sub, target) = match expected.target {
+            Bound::Member(key) => (key, key),
+            Bound::Subject(subject) => (sender.sender.as_str(), subject),
+        };
         let options = VerifyOptions {
             trusted_issuers: Some(HashSet::from([sender.sender.clone()])),
             issuer_kind: sender_kind,
-            subject_kind: public_key_kind(target)?,
+            subject_kind: public_key_kind(sub)?,
             clock_skew_secs: self.settings.clock_skew_secs,
             require_expiry: true,
         };
         let claims: Claims<InvocationMetadata> = jwt::verify(token, &options)?;
-        if claims.jti != id || claims.trellis.target != target || claims.sub != target {
+        let id = expected.id.unwrap_or(claims.jti.as_str());
+        if claims.jti != id || claims.trellis.target != target || claims.sub != sub {
             return Err(Error::new(
                 ErrorKind::HashMismatch,
                 "the token was issued for another invocation",
             ));
         }
-        if let Some((origin, operation)) = call {
+        if let Some((origin, operation)) = expected.call {
             if operation != claims.trellis.operation || origin != claims.trellis.origin {
                 return Err(Error::new(
                     ErrorKind::HashMismatch,
@@ -368,7 +661,9 @@ impl InvocationVerifier {
                 ));
             }
             // A provider speaks only for itself: only hosts carry actors' calls.
-            if sender_kind == KeyKind::Provider && origin.starts_with(KeyKind::Actor.prefix()) {
+            if sender_kind == KeyKind::Provider
+                && public_key_kind(origin).ok() == Some(KeyKind::Actor)
+            {
                 return Err(Error::new(
                     ErrorKind::WrongKeyKind,
                     "a provider cannot make calls on behalf of an actor",
@@ -387,7 +682,7 @@ impl InvocationVerifier {
             .lock()
             .map_err(|_| Error::new(ErrorKind::Malformed, "replay cache poisoned"))?
             .insert(
-                id,
+                &claims.jti,
                 exp,
                 now_secs(),
                 self.settings.replay_cache_capacity.max(1),
@@ -411,15 +706,19 @@ impl InvocationVerifier {
         }
         let unverified: Claims<CredentialMetadata> = jwt::decode_unverified(credential)?;
         let kind = public_key_kind(&unverified.sub)?;
-        if !matches!(kind, KeyKind::Host | KeyKind::Provider) {
+        let (issuer_kind, members): (KeyKind, &[KeyKind]) = match self.role {
+            Role::Rpc => (KeyKind::Cluster, &[KeyKind::Host, KeyKind::Provider]),
+            Role::Control => (KeyKind::Operator, &[KeyKind::User]),
+        };
+        if !members.contains(&kind) {
             return Err(Error::new(
                 ErrorKind::WrongKeyKind,
-                "credentials vouch for host or provider keys only",
+                format!("these credentials vouch for {members:?} keys only, not {kind} keys"),
             ));
         }
         let options = VerifyOptions {
-            trusted_issuers: Some(self.cluster_issuers.clone()),
-            issuer_kind: KeyKind::Cluster,
+            trusted_issuers: Some(self.issuers.clone()),
+            issuer_kind,
             subject_kind: kind,
             clock_skew_secs: self.settings.clock_skew_secs,
             require_expiry: true,
@@ -431,9 +730,17 @@ impl InvocationVerifier {
                 format!("the credential is for lattice {:?}", claims.trellis.lattice),
             ));
         }
+        let scope = claims.trellis.scope;
+        if (self.role == Role::Control) != scope.is_some() {
+            return Err(Error::new(
+                ErrorKind::MissingClaims,
+                "a control credential carries a scope, and only a control credential does",
+            ));
+        }
         let sender = VerifiedSender {
             sender: claims.sub,
-            cluster_issuer: claims.iss,
+            issuer: claims.iss,
+            scope,
         };
         if let Ok(mut cache) = self.credentials.lock() {
             if cache.len() >= self.settings.credential_cache_capacity {

@@ -26,16 +26,23 @@ pub enum KeyKind {
     Host,
     /// A cluster issuer that vouches for hosts in a lattice: `C…`.
     Cluster,
+    /// An operator: the control issuer that vouches for control clients
+    /// (`--ctl-issuer`): `O…`.
+    Operator,
+    /// A control client (the CLI, wadm, a dashboard): `U…` (nkeys "user").
+    User,
 }
 
 impl KeyKind {
     /// Every kind, in declaration order.
-    pub const ALL: [KeyKind; 5] = [
+    pub const ALL: [KeyKind; 7] = [
         KeyKind::Account,
         KeyKind::Actor,
         KeyKind::Provider,
         KeyKind::Host,
         KeyKind::Cluster,
+        KeyKind::Operator,
+        KeyKind::User,
     ];
 
     /// The first character of a public key of this kind.
@@ -46,6 +53,8 @@ impl KeyKind {
             KeyKind::Provider => 'V',
             KeyKind::Host => 'N',
             KeyKind::Cluster => 'C',
+            KeyKind::Operator => 'O',
+            KeyKind::User => 'U',
         }
     }
 
@@ -57,6 +66,8 @@ impl KeyKind {
             KeyKind::Provider => "provider",
             KeyKind::Host => "host",
             KeyKind::Cluster => "cluster",
+            KeyKind::Operator => "operator",
+            KeyKind::User => "user",
         }
     }
 
@@ -67,6 +78,8 @@ impl KeyKind {
             KeyKind::Provider => KeyPairType::Service,
             KeyKind::Host => KeyPairType::Server,
             KeyKind::Cluster => KeyPairType::Cluster,
+            KeyKind::Operator => KeyPairType::Operator,
+            KeyKind::User => KeyPairType::User,
         }
     }
 
@@ -77,6 +90,8 @@ impl KeyKind {
             KeyPairType::Service => Some(KeyKind::Provider),
             KeyPairType::Server => Some(KeyKind::Host),
             KeyPairType::Cluster => Some(KeyKind::Cluster),
+            KeyPairType::Operator => Some(KeyKind::Operator),
+            KeyPairType::User => Some(KeyKind::User),
             _ => None,
         }
     }
@@ -119,7 +134,7 @@ pub fn generate(kind: KeyKind) -> KeyPair {
 ///
 /// [`ErrorKind::InvalidKey`] if `public_key` is not a valid nkey public key,
 /// [`ErrorKind::WrongKeyKind`] if it is a valid nkey of a kind Trellis does
-/// not use (user, operator, curve).
+/// not use (curve).
 pub fn public_key_kind(public_key: &str) -> Result<KeyKind> {
     let pair = KeyPair::from_public_key(public_key).map_err(|e| {
         Error::new(
@@ -188,7 +203,7 @@ pub fn parse_seed(seed: &str, expected: KeyKind) -> Result<KeyPair> {
 }
 
 fn article(kind: KeyKind) -> &'static str {
-    if matches!(kind, KeyKind::Account | KeyKind::Actor) {
+    if matches!(kind, KeyKind::Account | KeyKind::Actor | KeyKind::Operator) {
         "n"
     } else {
         ""
@@ -233,9 +248,9 @@ mod tests {
             parse_seed(&seed, KeyKind::Account).unwrap_err().kind(),
             ErrorKind::WrongKeyKind
         );
-        let user = KeyPair::new_user().seed().unwrap();
+        let operator = generate(KeyKind::Operator).seed().unwrap();
         assert_eq!(
-            parse_seed(&user, KeyKind::Account).unwrap_err().kind(),
+            parse_seed(&operator, KeyKind::User).unwrap_err().kind(),
             ErrorKind::WrongKeyKind
         );
     }

@@ -16,7 +16,8 @@ use crate::host::{ActorDescription, HostInventory, ProviderDescription};
 pub const DEFAULT_MAX_INSTANCES: u32 = 1;
 
 /// The envelope of every control-interface reply:
-/// `{"success": bool, "message": string, "response": T | null}`.
+/// `{"success": bool, "message": string, "response": T | null}`, and on a
+/// failure `"kind"`, a [`CtlFailure`].
 ///
 /// # Examples
 ///
@@ -38,10 +39,31 @@ pub struct CtlReply<T> {
     /// The operation's result, when it has one.
     #[serde(default = "none")]
     pub response: Option<T>,
+    /// What kind of failure it is; absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<CtlFailure>,
 }
 
 fn none<T>() -> Option<T> {
     None
+}
+
+/// Why a control request failed, for clients to match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CtlFailure {
+    /// The request was unsigned, its token did not verify, or its
+    /// credential's scope does not allow the operation.
+    Denied,
+    /// The request is malformed.
+    BadRequest,
+    /// The actor, provider or link does not exist there.
+    NotFound,
+    /// The request conflicts with what runs (e.g. another module).
+    Conflict,
+    /// The operation was tried and failed.
+    Failed,
 }
 
 impl<T> CtlReply<T> {
@@ -51,15 +73,23 @@ impl<T> CtlReply<T> {
             success: true,
             message: String::new(),
             response: Some(response),
+            kind: None,
         }
     }
 
-    /// A failed reply with a reason for people.
+    /// A failed reply with a reason for people, of kind
+    /// [`CtlFailure::Failed`].
     pub fn failed(message: impl Into<String>) -> Self {
+        Self::refused(CtlFailure::Failed, message)
+    }
+
+    /// A failed reply of `kind` with a reason for people.
+    pub fn refused(kind: CtlFailure, message: impl Into<String>) -> Self {
         Self {
             success: false,
             message: message.into(),
             response: None,
+            kind: Some(kind),
         }
     }
 }
@@ -71,6 +101,7 @@ impl CtlReply<()> {
             success: true,
             message: String::new(),
             response: None,
+            kind: None,
         }
     }
 }

@@ -10,6 +10,16 @@ use serde::{Deserialize, Serialize};
 use crate::LinkDefinition;
 use crate::codec::{DecodeError, DecodeLimits, EncodeError, decode_json, encode_json};
 
+/// The operation a host's link put to its provider is signed for
+/// (`docs/protocol.md` §2.6).
+pub const LINK_PUT_OPERATION: &str = "link.put";
+/// The operation a host's link deletion to its provider is signed for.
+pub const LINK_DEL_OPERATION: &str = "link.del";
+/// The operation a host's health check of its provider is signed for.
+pub const HEALTH_OPERATION: &str = "health";
+/// The operation a host's shutdown request to its provider is signed for.
+pub const SHUTDOWN_OPERATION: &str = "shutdown";
+
 /// How a provider authenticates to NATS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

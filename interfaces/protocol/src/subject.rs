@@ -389,7 +389,7 @@ impl Lattice {
     ///
     /// let s = Lattice::new("default").unwrap().provider("VKV", "default", "NHOST").unwrap();
     /// assert_eq!(s.rpc, "trellis.rpc.default.VKV.default");
-    /// assert_eq!(s.link_put, "trellis.rpc.default.VKV.default.link.put");
+    /// assert_eq!(s.link_put, "trellis.rpc.default.VKV.default.link.put.NHOST");
     /// assert_eq!(s.health, "trellis.rpc.default.VKV.default.health.NHOST");
     /// assert_eq!(s.shutdown, "trellis.rpc.default.VKV.default.shutdown.NHOST");
     /// ```
@@ -403,8 +403,8 @@ impl Lattice {
         let rpc = self.rpc(provider_id, Some(link_name))?;
         Ok(ProviderSubjects {
             queue_group: format!("trellis-{provider_id}-{link_name}"),
-            link_put: format!("{rpc}.link.put"),
-            link_del: format!("{rpc}.link.del"),
+            link_put: format!("{rpc}.link.put.{host_id}"),
+            link_del: format!("{rpc}.link.del.{host_id}"),
             health: format!("{rpc}.health.{host_id}"),
             shutdown: format!("{rpc}.shutdown.{host_id}"),
             rpc,
@@ -415,19 +415,20 @@ impl Lattice {
 /// The subjects of one provider instance (see [`Lattice::provider`]).
 ///
 /// Invocations arrive on `rpc` in `queue_group`, so instances of a provider
-/// on several hosts share the load. Link updates go to every instance; health
-/// checks and shutdown requests to the instance its host started.
+/// on several hosts share the load. Link updates, health checks and
+/// shutdown requests come from the host that started the instance, signed
+/// with that host's key, on subjects that end with the host's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderSubjects {
     /// Invocations: `trellis.rpc.{lattice}.{provider_id}.{link_name}`.
     pub rpc: String,
     /// Queue group of `rpc`: `trellis-{provider_id}-{link_name}`.
     pub queue_group: String,
-    /// A link definition naming this provider was put: `{rpc}.link.put`,
-    /// body a [`crate::LinkDefinition`].
+    /// A link definition naming this provider was put:
+    /// `{rpc}.link.put.{host_id}`, body a [`crate::LinkDefinition`].
     pub link_put: String,
-    /// A link definition was deleted: `{rpc}.link.del`, body the deleted
-    /// [`crate::LinkDefinition`].
+    /// A link definition was deleted: `{rpc}.link.del.{host_id}`, body the
+    /// deleted [`crate::LinkDefinition`].
     pub link_del: String,
     /// Health check request from the host: `{rpc}.health.{host_id}`.
     pub health: String,
@@ -562,6 +563,35 @@ ctl_operations! {
     /// `claims.list`: list the claims of the actors started in the lattice.
     ClaimsList => ("claims", "list"),
 }
+
+impl CtlOperation {
+    /// Whether the operation only reads: `host.ping`, `host.get`,
+    /// `link.list` and `claims.list`. A read-only control credential may
+    /// perform these and nothing else (`docs/protocol.md` §5.1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::subject::CtlOperation;
+    ///
+    /// assert!(CtlOperation::LinkList.is_read_only());
+    /// assert!(!CtlOperation::LinkPut.is_read_only());
+    /// ```
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            CtlOperation::HostPing
+                | CtlOperation::HostGet { .. }
+                | CtlOperation::LinkList
+                | CtlOperation::ClaimsList
+        )
+    }
+}
+
+/// The NATS header that carries the sender's signed token on control
+/// requests and on a host's control messages to its providers
+/// (`docs/protocol.md` §5.1).
+pub const TOKEN_HEADER: &str = "Trellis-Token";
 
 #[cfg(test)]
 mod tests {

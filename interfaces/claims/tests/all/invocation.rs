@@ -53,7 +53,7 @@ fn a_signed_invocation_verifies_once() {
         .verify(&token, "id-1", &target, b"payload")
         .unwrap();
     assert_eq!(sender.sender, signer.public_key());
-    assert_eq!(sender.cluster_issuer, l.cluster.public_key());
+    assert_eq!(sender.issuer, l.cluster.public_key());
 }
 
 #[test]

@@ -135,9 +135,17 @@ fn cloud_event_matches_its_golden_vector() {
 
 #[test]
 fn ctl_reply_matches_its_golden_vector() {
-    let reply: CtlReply<()> = CtlReply::failed("actor MX is not running");
-    assert_eq!(
-        String::from_utf8(reply.encode().unwrap()).unwrap(),
-        r#"{"success":false,"message":"actor MX is not running","response":null}"#
+    let reply: CtlReply<()> = CtlReply::refused(
+        trellis_protocol::ctl::CtlFailure::NotFound,
+        "actor MX is not running",
     );
+    let golden = r#"{"success":false,"message":"actor MX is not running","response":null,"kind":"not_found"}"#;
+    assert_eq!(String::from_utf8(reply.encode().unwrap()).unwrap(), golden);
+    // A reply of an older host, without `kind`, still decodes.
+    let old: CtlReply<()> = CtlReply::decode(
+        br#"{"success":false,"message":"no","response":null}"#,
+        &trellis_protocol::DecodeLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(old.kind, None);
 }
