@@ -567,8 +567,9 @@ impl BenchLattice {
             Duration::from_secs(5),
         )
         .await?;
-        let ctl =
-            CtlClient::new(nats, Lattice::new("default")?).with_timeout(Duration::from_secs(60));
+        let ctl = CtlClient::new(nats, Lattice::new("default")?)
+            .with_timeout(Duration::from_secs(60))
+            .with_signer(std::sync::Arc::new(up.ctl_signer()?));
         Ok(Self {
             up,
             ctl,

@@ -6,9 +6,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde::Serialize;
+use trellis_claims::invocation::{DEFAULT_TOKEN_TTL, InvocationSigner};
+use trellis_claims::keys::KeyKind;
 use trellis_lattice_client::CtlClient;
 use trellis_protocol::ctl::{
     DeleteLinkRequest, StartActorRequest, StartProviderRequest, StopProviderRequest,
@@ -44,6 +48,25 @@ pub struct LatticeArgs {
     /// How long to wait for each answer, e.g. `500ms` or `30s`.
     #[arg(long, env = "TRELLIS_CTL_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub timeout: Duration,
+    /// The control key (`SU…` seed, or a file holding it) that signs
+    /// requests. Defaults to the development user key of the development
+    /// home, with a credential from the development operator.
+    #[arg(
+        long,
+        env = "TRELLIS_CTL_KEY",
+        requires = "ctl_credential",
+        global = true
+    )]
+    pub ctl_key: Option<String>,
+    /// The control credential (a JWT, or a file holding it) issued to
+    /// `--ctl-key` by an operator the hosts trust.
+    #[arg(
+        long,
+        env = "TRELLIS_CTL_CREDENTIAL",
+        requires = "ctl_key",
+        global = true
+    )]
+    pub ctl_credential: Option<String>,
 }
 
 impl LatticeArgs {
@@ -60,7 +83,27 @@ impl LatticeArgs {
         };
         let nats = trellis_lattice_client::connect(&config, "trellis-cli", self.timeout).await?;
         let lattice = Lattice::new(self.lattice.clone()).context("bad --lattice")?;
-        Ok(CtlClient::new(nats, lattice).with_timeout(self.timeout))
+        Ok(CtlClient::new(nats, lattice)
+            .with_timeout(self.timeout)
+            .with_signer(Arc::new(self.signer()?)))
+    }
+
+    /// The signer of control requests: `--ctl-key` with `--ctl-credential`,
+    /// or the development home's user key and operator.
+    fn signer(&self) -> anyhow::Result<InvocationSigner> {
+        let (Some(key), Some(credential)) = (&self.ctl_key, &self.ctl_credential) else {
+            return crate::dev::ctl_signer(&self.lattice);
+        };
+        let key = crate::output::read_key(key, KeyKind::User).context("bad --ctl-key")?;
+        let credential = if Path::new(credential).is_file() {
+            std::fs::read_to_string(credential)
+                .with_context(|| format!("reading {credential}"))?
+                .trim()
+                .to_owned()
+        } else {
+            credential.trim().to_owned()
+        };
+        Ok(InvocationSigner::new(key, credential, DEFAULT_TOKEN_TTL)?)
     }
 }
 
@@ -264,7 +307,7 @@ pub fn start(cmd: StartCommand, lattice: LatticeArgs, output: Output) -> anyhow:
             } => {
                 let host_id = host_or_any(&client, host_id).await?;
                 let request = StartActorRequest {
-                    actor_ref: absolute(&actor_ref),
+                    actor_ref: lattice.reference(&actor_ref)?,
                     max_instances,
                     annotations: BTreeMap::new(),
                 };
@@ -279,7 +322,7 @@ pub fn start(cmd: StartCommand, lattice: LatticeArgs, output: Output) -> anyhow:
             } => {
                 let host_id = host_or_any(&client, host_id).await?;
                 let request = StartProviderRequest {
-                    provider_ref: absolute(&provider_ref),
+                    provider_ref: lattice.reference(&provider_ref)?,
                     link_name,
                     config: config.into_iter().collect(),
                     annotations: BTreeMap::new(),
@@ -469,6 +512,20 @@ fn absolute(reference: &str) -> String {
         |_| reference.to_owned(),
         |p| p.to_string_lossy().into_owned(),
     )
+}
+
+impl LatticeArgs {
+    /// The reference to send for a file the user named: with the
+    /// development credential, a local file is staged into the
+    /// development home, the only place `trellis up`'s host starts files
+    /// from; with `--ctl-key`, the path as it is (made absolute), for a
+    /// host configured with `--allow-dir`.
+    fn reference(&self, reference: &str) -> anyhow::Result<String> {
+        if self.ctl_key.is_none() && Path::new(reference).is_file() {
+            return crate::dev::stage(reference);
+        }
+        Ok(absolute(reference))
+    }
 }
 
 fn describe_inventory(inv: &HostInventory) -> String {

@@ -65,6 +65,23 @@ pub struct HostArgs {
     /// for several. Nothing runs without one.
     #[arg(long = "trust", env = "TRELLIS_TRUSTED_ISSUERS", value_delimiter = ',')]
     pub trusted_issuers: Vec<String>,
+    /// A directory actors and provider archives may be started from by
+    /// path. Repeat for several. Without one, every path is refused.
+    #[arg(
+        long = "allow-dir",
+        env = "TRELLIS_ALLOWED_DIRS",
+        value_delimiter = ','
+    )]
+    pub allow_dirs: Vec<std::path::PathBuf>,
+    /// Operator public key (`O…`), a control issuer whose control
+    /// credentials are accepted. Repeat for several. Without one, every
+    /// control request is refused.
+    #[arg(
+        long = "ctl-issuer",
+        env = "TRELLIS_CTL_ISSUERS",
+        value_delimiter = ','
+    )]
+    pub ctl_issuers: Vec<String>,
     /// A label `key=value`. Repeat for several; `TRELLIS_LABEL_<key>=<value>`
     /// variables add more.
     #[arg(long = "label")]
@@ -133,6 +150,8 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
         cluster_seed: seed(&args.cluster_key)?,
         cluster_issuers: args.cluster_issuers.clone(),
         trusted_issuers: args.trusted_issuers.clone(),
+        ctl_issuers: args.ctl_issuers.clone(),
+        artifact_dirs: args.allow_dirs.clone(),
         labels: labels
             .into_iter()
             .filter(|(k, _)| !k.starts_with(trellis_host::labels::BUILTIN_PREFIX))
@@ -142,6 +161,9 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
     };
     if config.trusted_issuers.is_empty() {
         tracing::warn!("no --trust issuer given: this host will refuse every actor");
+    }
+    if config.ctl_issuers.is_empty() {
+        tracing::warn!("no --ctl-issuer given: this host will refuse every control request");
     }
     let host = Host::start(config).await?;
     println!("{}", host.id());

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use serde::Serialize;
+use trellis_claims::invocation::{CtlScope, issue_control_credential};
 use trellis_claims::keys::{KeyKind, generate, public_key_kind};
 
 use crate::output::{Output, emit, read_any_key, write_seed};
@@ -15,7 +16,8 @@ pub enum KeysCommand {
     /// seed to a key directory.
     Gen {
         /// Kind of key: account (issuer, A…), actor (M…), provider (V…),
-        /// host (N…) or cluster (C…).
+        /// host (N…), cluster (C…), operator (control issuer, O…) or user
+        /// (control client, U…).
         #[arg(value_parser = parse_kind)]
         kind: KeyKind,
         /// Write the seed to `<DIR>/<NAME>.<kind>.nk` (mode 0600) instead of
@@ -32,11 +34,33 @@ pub enum KeysCommand {
         /// The seed or key file.
         key: String,
     },
+    /// Issue a control credential: an operator vouches for a control
+    /// client's user key, in one lattice, with a scope. Prints the JWT, to
+    /// be given with `--ctl-key` as `--ctl-credential`.
+    Credential {
+        /// The operator's seed (`SO…`) or key file; hosts trust its public
+        /// key with `--ctl-issuer`.
+        #[arg(long, env = "TRELLIS_OPERATOR_KEY")]
+        operator: String,
+        /// The client's user public key (`U…`).
+        #[arg(long)]
+        user: String,
+        /// The lattice the credential is valid in.
+        #[arg(long, env = "TRELLIS_LATTICE", default_value = "default")]
+        lattice: String,
+        /// `read` (ping, inventories, link and claims lists) or `full`.
+        #[arg(long, default_value = "full")]
+        scope: CtlScope,
+        /// How long it is valid, e.g. `12h` or `30d`.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
 }
 
 fn parse_kind(s: &str) -> Result<KeyKind, String> {
-    s.parse()
-        .map_err(|_| "expected one of: account, actor, provider, host, cluster".to_owned())
+    s.parse().map_err(|_| {
+        "expected one of: account, actor, provider, host, cluster, operator, user".to_owned()
+    })
 }
 
 #[derive(Serialize)]
@@ -57,6 +81,20 @@ pub fn run(cmd: KeysCommand, output: Output) -> anyhow::Result<ExitCode> {
             name,
         } => gen_key(kind, keys_dir, name, output),
         KeysCommand::Public { key } => public(&key, output),
+        KeysCommand::Credential {
+            operator,
+            user,
+            lattice,
+            scope,
+            ttl,
+        } => {
+            let operator = crate::output::read_key(&operator, KeyKind::Operator)?;
+            let credential = issue_control_credential(&operator, &user, &lattice, scope, ttl)?;
+            let report =
+                serde_json::json!({ "credential": credential, "scope": scope, "lattice": lattice });
+            emit(output, &report, || credential.clone())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -45,6 +45,22 @@ pub struct UpArgs {
     /// development issuer. Repeat for several.
     #[arg(long = "trust", env = "TRELLIS_TRUSTED_ISSUERS", value_delimiter = ',')]
     pub trusted_issuers: Vec<String>,
+    /// A further directory the host may start actors and providers from,
+    /// besides the development home. Repeat for several.
+    #[arg(
+        long = "allow-dir",
+        env = "TRELLIS_ALLOWED_DIRS",
+        value_delimiter = ','
+    )]
+    pub allow_dirs: Vec<PathBuf>,
+    /// Further operators (`O…`) whose control credentials the host
+    /// accepts, besides the development operator. Repeat for several.
+    #[arg(
+        long = "ctl-issuer",
+        env = "TRELLIS_CTL_ISSUERS",
+        value_delimiter = ','
+    )]
+    pub ctl_issuers: Vec<String>,
     /// A host label `key=value`. Repeat for several.
     #[arg(long = "label")]
     pub labels: Vec<String>,
@@ -118,6 +134,8 @@ async fn serve(
         },
         cluster_seed: Some(cluster.seed()?),
         trusted_issuers: trusted,
+        ctl_issuers: ctl_issuers(args)?,
+        artifact_dirs: artifact_dirs(args),
         labels: labels
             .into_iter()
             .filter(|(k, _)| !k.starts_with(trellis_host::labels::BUILTIN_PREFIX))
@@ -155,6 +173,25 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The directories `trellis up`'s host starts artifacts from: the
+/// development home (the CLI stages files there) and any `--allow-dir`.
+fn artifact_dirs(args: &UpArgs) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![crate::dev::home()];
+    dirs.extend(args.allow_dirs.iter().cloned());
+    dirs
+}
+
+/// The control issuers of `trellis up`'s host: the development operator
+/// (so the CLI works with no set-up) and any `--ctl-issuer`.
+fn ctl_issuers(args: &UpArgs) -> anyhow::Result<Vec<String>> {
+    // Make the CLI's control key now too, so that tools reading the
+    // development home find both keys once the lattice is up.
+    crate::dev::ctl_signer(&args.lattice)?;
+    let mut issuers = vec![crate::dev::operator()?.public_key()];
+    issuers.extend(args.ctl_issuers.iter().cloned());
+    Ok(issuers)
+}
+
 fn describe(ready: &Ready) -> String {
     let mut text = format!(
         "Lattice {} is up.\n  NATS:    {}{}\n  Host:    {}\n  Trusts:  {} (the development issuer)",
@@ -183,11 +220,11 @@ fn describe(ready: &Ready) -> String {
 async fn start_providers(host: &Host, args: &UpArgs) -> anyhow::Result<Vec<ProviderDescription>> {
     let mut started = Vec::new();
     for reference in &args.providers {
-        let path = std::fs::canonicalize(reference)
+        let path = crate::dev::stage(reference)
             .with_context(|| format!("provider archive {reference}"))?;
         let provider = host
             .start_provider(
-                &path.to_string_lossy(),
+                &path,
                 trellis_protocol::DEFAULT_LINK_NAME,
                 Default::default(),
                 Default::default(),

@@ -113,6 +113,10 @@ pub struct HostConfig {
     /// Accounts (`A…`) whose actor and provider claims are trusted.
     /// Defaults to none: nothing runs until one is configured.
     pub trusted_issuers: Vec<String>,
+    /// Operators (`O…`), the control issuers, whose control credentials
+    /// are accepted on the control interface. Defaults to none: every
+    /// control request is refused with `denied` until one is configured.
+    pub ctl_issuers: Vec<String>,
     /// Labels beyond the built-ins. Defaults to none.
     pub labels: BTreeMap<String, String>,
     /// Interval between heartbeats. Defaults to 5 s.
@@ -132,14 +136,19 @@ pub struct HostConfig {
     pub max_payload_bytes: Option<usize>,
     /// Actor limits.
     pub limits: RuntimeLimits,
-    /// Directories actors may be started from by file path; `None` allows
-    /// any path. Defaults to `None`.
-    pub allowed_actor_dirs: Option<Vec<PathBuf>>,
+    /// Directories that actors and providers may be started from by path.
+    /// A path is followed (symbolic links, `..`) and must end at a regular
+    /// file under one of them. Defaults to none: every path is refused, and
+    /// actors start only from bytes ([`crate::Host::start_actor_bytes`]).
+    pub artifact_dirs: Vec<PathBuf>,
     /// Development mode: providers may be started from plain binaries
     /// (unsigned). Defaults to `false`.
     pub dev_mode: bool,
-    /// Where provider binaries are unpacked from their archives. Defaults
-    /// to `{temp dir}/trellis-providers`.
+    /// Where provider binaries are unpacked from their archives: a
+    /// directory made private to the host's user (mode 0700), refused if
+    /// another user owns it. Defaults to `$XDG_CACHE_HOME/trellis/providers`,
+    /// else `$HOME/.cache/trellis/providers`, else
+    /// `{temp dir}/trellis-providers-{user id}`.
     pub provider_cache_dir: PathBuf,
     /// Interval between provider health checks. Defaults to 10 s.
     pub provider_health_interval: Duration,
@@ -165,6 +174,7 @@ impl Default for HostConfig {
             cluster_seed: None,
             cluster_issuers: Vec::new(),
             trusted_issuers: Vec::new(),
+            ctl_issuers: Vec::new(),
             labels: BTreeMap::new(),
             heartbeat_interval: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(30),
@@ -173,9 +183,9 @@ impl Default for HostConfig {
             invocation_token_ttl: trellis_claims::invocation::DEFAULT_TOKEN_TTL,
             max_payload_bytes: None,
             limits: RuntimeLimits::default(),
-            allowed_actor_dirs: None,
+            artifact_dirs: Vec::new(),
             dev_mode: false,
-            provider_cache_dir: std::env::temp_dir().join("trellis-providers"),
+            provider_cache_dir: default_provider_cache(),
             provider_health_interval: Duration::from_secs(10),
             provider_restart_delay: Duration::from_millis(250),
             provider_restart_max_delay: Duration::from_secs(30),
@@ -183,4 +193,24 @@ impl Default for HostConfig {
             provider_log_level: "info".to_owned(),
         }
     }
+}
+
+/// The default [`HostConfig::provider_cache_dir`].
+fn default_provider_cache() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+        .map_or_else(
+            || {
+                std::env::temp_dir().join(format!(
+                    "trellis-providers-{}",
+                    nix::unistd::geteuid().as_raw()
+                ))
+            },
+            |cache| cache.join("trellis").join("providers"),
+        )
 }

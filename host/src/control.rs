@@ -1,12 +1,17 @@
 //! The control interface: JSON requests on `trellis.ctl.v1.{lattice}.…`,
 //! each answered with a `{success, message, response}` reply. See
 //! `docs/protocol.md` for every operation.
+//!
+//! Every request must carry a control token of a client vouched for by one
+//! of [`crate::HostConfig::ctl_issuers`], bound to the request's subject and
+//! payload, with a scope that allows the operation. Anything else is
+//! refused with a `denied` reply before the payload is even decoded.
 
 use futures::StreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trellis_protocol::ctl::{
-    ClaimsList, CtlReply, DeleteLabelRequest, DeleteLinkRequest, HostPong, LinkList,
+    ClaimsList, CtlFailure, CtlReply, DeleteLabelRequest, DeleteLinkRequest, HostPong, LinkList,
     PutLabelRequest, ScaleActorRequest, StartActorRequest, StartProviderRequest, StopActorRequest,
     StopHostRequest, StopProviderRequest, UpdateActorRequest,
 };
@@ -70,7 +75,15 @@ pub(crate) async fn spawn(host: Host) -> Result<()> {
 fn reply_bytes<T: Serialize>(result: Result<T>) -> Vec<u8> {
     let encoded = match result {
         Ok(value) => CtlReply::ok(value).encode(),
-        Err(e) => CtlReply::<()>::failed(e.to_string()).encode(),
+        Err(e) => {
+            let kind = match e.kind() {
+                ErrorKind::BadRequest | ErrorKind::Config => CtlFailure::BadRequest,
+                ErrorKind::NotFound => CtlFailure::NotFound,
+                ErrorKind::Conflict => CtlFailure::Conflict,
+                _ => CtlFailure::Failed,
+            };
+            CtlReply::<()>::refused(kind, e.to_string()).encode()
+        }
     };
     encoded.unwrap_or_else(|e| {
         format!(r#"{{"success":false,"message":"cannot encode the reply: {e}","response":null}}"#)
@@ -88,12 +101,37 @@ async fn handle(host: Host, message: async_nats::Message) {
         return;
     };
     let body = match host.inner.lattice.parse_ctl(&message.subject) {
-        Ok(op) => dispatch(&host, op, &message.payload).await,
+        Ok(op) => match trellis_lattice_client::signed::verify_control(
+            &host.inner.ctl_verifier,
+            &message,
+            &op,
+        ) {
+            Ok(sender) => {
+                tracing::debug!(sender, operation = op.name(), "control request");
+                dispatch(&host, op, &message.payload).await
+            }
+            Err(e) => {
+                tracing::warn!(operation = op.name(), "control request refused: {e}");
+                refused(&e)
+            }
+        },
         Err(e) => reply_bytes::<()>(Err(Error::new(ErrorKind::BadRequest, e.to_string()))),
     };
     if let Err(e) = host.inner.nats.publish(reply, body.into()).await {
         tracing::warn!("cannot answer a control request: {e}");
     }
+}
+
+/// The `denied` reply to a request whose token or scope did not pass.
+fn refused(e: &trellis_claims::Error) -> Vec<u8> {
+    CtlReply::<()>::refused(
+        CtlFailure::Denied,
+        format!("denied: {} ({})", e, e.kind().code()),
+    )
+    .encode()
+    .unwrap_or_else(|_| {
+        br#"{"success":false,"message":"denied","response":null,"kind":"denied"}"#.to_vec()
+    })
 }
 
 async fn dispatch(host: &Host, op: CtlOperation, payload: &[u8]) -> Vec<u8> {

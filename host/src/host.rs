@@ -17,7 +17,6 @@ use trellis_protocol::event::{
     HostStartedData, HostStoppedData, LabelsChangedData, LinkDeletedData, LinkSetData,
 };
 use trellis_protocol::provider::NatsConnection;
-use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
     ActorDescription, ContractId, Heartbeat, HostInventory, Lattice, LinkDefinition,
     ProviderDescription,
@@ -27,7 +26,7 @@ use crate::actors::{self, RunningActor, ServeContext};
 use crate::config::HostConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventPublisher;
-use crate::providers::RunningProvider;
+use crate::providers::{LinkChange, RunningProvider};
 use crate::rpc::LatticeClient;
 use crate::runtime::Runtime;
 
@@ -46,6 +45,8 @@ pub(crate) struct HostInner {
     pub(crate) providers: Mutex<HashMap<(String, String), Arc<RunningProvider>>>,
     pub(crate) cluster: KeyPair,
     pub(crate) cluster_issuers: Vec<String>,
+    /// Checks control requests against [`HostConfig::ctl_issuers`].
+    pub(crate) ctl_verifier: InvocationVerifier,
     pub(crate) started: Instant,
     pub(crate) stop_tx: watch::Sender<bool>,
 }
@@ -132,8 +133,22 @@ impl Host {
             max_payload,
         };
         let trust = VerifyOptions::trusting(config.trusted_issuers.iter().cloned());
-        let events = EventPublisher::new(nats.clone(), lattice.clone(), id.clone());
+        let events = EventPublisher::new(
+            nats.clone(),
+            lattice.clone(),
+            id.clone(),
+            client.rpc().shared_signer(),
+        );
         let (stop_tx, _) = watch::channel(false);
+        for operator in &config.ctl_issuers {
+            trellis_claims::keys::expect_public_key(operator, KeyKind::Operator)
+                .map_err(|e| config_err(format!("control issuer: {e}")))?;
+        }
+        let ctl_verifier = InvocationVerifier::control(
+            lattice.as_str(),
+            config.ctl_issuers.iter().cloned(),
+            VerifierSettings::default(),
+        );
         let inner = Arc::new(HostInner {
             id,
             lattice,
@@ -149,6 +164,7 @@ impl Host {
             providers: Mutex::new(HashMap::new()),
             cluster,
             cluster_issuers: issuers,
+            ctl_verifier,
             started: Instant::now(),
             stop_tx,
         });
@@ -169,6 +185,8 @@ impl Host {
         tokio::spawn(crate::lattice_data::watch(
             self.inner.bucket.clone(),
             self.inner.client.clone(),
+            self.inner.lattice.clone(),
+            self.inner.id.clone(),
         ));
         crate::control::spawn(self.clone()).await?;
         let host = self.clone();
@@ -312,46 +330,25 @@ impl Host {
             .map(|a| a.served())
     }
 
-    fn check_path(&self, actor_ref: &str) -> Result<()> {
-        if let Some(dirs) = &self.inner.config.allowed_actor_dirs {
-            let path = std::fs::canonicalize(actor_ref)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {actor_ref}: {e}")))?;
-            if !dirs
-                .iter()
-                .any(|d| std::fs::canonicalize(d).is_ok_and(|d| path.starts_with(d)))
-            {
-                return Err(Error::new(
-                    ErrorKind::BadRequest,
-                    format!("{actor_ref} is outside the allowed actor directories"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     async fn read_module(&self, actor_ref: &str) -> Result<Vec<u8>> {
-        self.check_path(actor_ref)?;
-        let limit = self.inner.config.limits.max_component_bytes;
-        let meta = tokio::fs::metadata(actor_ref)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {actor_ref}: {e}")))?;
-        if meta.len() > limit as u64 {
-            return Err(Error::new(
-                ErrorKind::InvalidComponent,
-                format!("{actor_ref} is larger than {limit} bytes"),
-            ));
-        }
-        tokio::fs::read(actor_ref)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {actor_ref}: {e}")))
+        let cfg = &self.inner.config;
+        crate::artifacts::read(
+            actor_ref,
+            &cfg.artifact_dirs,
+            cfg.limits.max_component_bytes,
+        )
+        .await
     }
 
     /// Starts an actor from a file path.
     ///
     /// # Errors
     ///
-    /// As [`Host::start_actor_bytes`], and [`ErrorKind::Io`] if the file
-    /// cannot be read.
+    /// As [`Host::start_actor_bytes`]; [`ErrorKind::BadRequest`] (with the
+    /// message [`crate::artifacts::REFUSED`] only) for a path that is not a
+    /// regular file under [`HostConfig::artifact_dirs`];
+    /// [`ErrorKind::InvalidComponent`] for a file over the component size
+    /// limit.
     pub async fn start_actor(
         &self,
         actor_ref: &str,
@@ -361,7 +358,8 @@ impl Host {
         let wasm = match self.read_module(actor_ref).await {
             Ok(w) => w,
             Err(e) => {
-                self.actor_failed(actor_ref, &e).await;
+                // A refused path is not broadcast: only its requester sees it.
+                self.actor_failed("", &e).await;
                 return Err(e);
             }
         };
@@ -570,7 +568,7 @@ impl Host {
         crate::lattice_data::put_link(&self.inner.bucket, &link).await?;
         // Apply locally at once, so that this host's actors see it before the watch echoes it.
         self.inner.client.put_link(link.clone());
-        self.notify_provider(&link, |s| s.link_put).await;
+        self.notify_provider(&link, LinkChange::Put).await;
         self.inner.events.publish(LinkSetData(link)).await;
         Ok(())
     }
@@ -594,7 +592,7 @@ impl Host {
         crate::lattice_data::delete_link(&self.inner.bucket, &key).await?;
         self.inner.client.remove_link(&key);
         if let Some(link) = &existing {
-            self.notify_provider(link, |s| s.link_del).await;
+            self.notify_provider(link, LinkChange::Delete).await;
         }
         self.inner
             .events
@@ -607,35 +605,17 @@ impl Host {
         Ok(())
     }
 
-    /// Tells every instance of the link's provider about a link change.
-    async fn notify_provider(
-        &self,
-        link: &LinkDefinition,
-        subject: impl FnOnce(ProviderSubjects) -> String,
-    ) {
-        let Ok(subjects) =
-            self.inner
-                .lattice
-                .provider(&link.provider_id, &link.link_name, &self.inner.id)
-        else {
-            return;
-        };
-        match link.encode() {
-            Ok(body) => {
-                if let Err(e) = self
-                    .inner
-                    .nats
-                    .publish(subject(subjects), body.into())
-                    .await
-                {
-                    tracing::warn!(
-                        "cannot tell provider {} about a link: {e}",
-                        link.provider_id
-                    );
-                }
-            }
-            Err(e) => tracing::warn!("cannot encode a link: {e}"),
-        }
+    /// Tells the link's provider, if it runs on this host, about a link
+    /// change, signed with the host's key.
+    async fn notify_provider(&self, link: &LinkDefinition, change: LinkChange) {
+        crate::providers::notify_link(
+            &self.inner.client,
+            &self.inner.lattice,
+            &self.inner.id,
+            link,
+            change,
+        )
+        .await;
     }
 
     /// Starts a capability provider from a signed provider archive
@@ -668,9 +648,13 @@ impl Host {
         let (binary, description) = if provider_ref.ends_with(".par.gz")
             || provider_ref.ends_with(".par")
         {
-            let (binary, claims) =
-                crate::providers::unpack(provider_ref, &self.inner.trust, &cfg.provider_cache_dir)
-                    .await?;
+            let (binary, claims) = crate::providers::unpack(
+                provider_ref,
+                &cfg.artifact_dirs,
+                &self.inner.trust,
+                &cfg.provider_cache_dir,
+            )
+            .await?;
             let contract_id = ContractId::new(claims.trellis.contract_id.clone())
                 .map_err(|e| bad(e.to_string()))?;
             let description = ProviderDescription {
@@ -685,13 +669,8 @@ impl Host {
             (binary, description)
         } else if cfg.dev_mode {
             let contract_id = crate::providers::dev_contract(&config)?;
+            crate::artifacts::open(provider_ref, &cfg.artifact_dirs)?;
             let binary = std::path::PathBuf::from(provider_ref);
-            if !binary.is_file() {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!("{provider_ref} is not a file"),
-                ));
-            }
             let name = binary.file_stem().map_or_else(
                 || provider_ref.to_owned(),
                 |s| s.to_string_lossy().into_owned(),
@@ -753,14 +732,18 @@ impl Host {
         )?;
         let supervision = crate::providers::Supervision {
             events: self.inner.events.clone(),
-            nats: self.inner.nats.clone(),
+            client: self.inner.client.clone(),
             restart_delay: cfg.provider_restart_delay,
             restart_max_delay: cfg.provider_restart_max_delay,
             shutdown_timeout: cfg.provider_shutdown_timeout,
             health_interval: cfg.provider_health_interval,
         };
+        // Each spawn checks the binary against this hash, so a binary
+        // changed on disk after it was verified is never run.
+        let binary_sha256 = crate::artifacts::sha256_file(&binary).await?;
         let launch = crate::providers::Launch {
             binary,
+            binary_sha256,
             description: description.clone(),
             subjects,
             host_data,
@@ -815,12 +798,19 @@ impl Host {
             .health;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(1),
-                self.inner.nats.request(health.clone(), "{}".into()),
-            )
-            .await;
-            if matches!(answer, Ok(Ok(_))) {
+            let answer = self
+                .inner
+                .client
+                .rpc()
+                .ask(
+                    provider_id,
+                    health.clone(),
+                    trellis_protocol::provider::HEALTH_OPERATION,
+                    b"{}".to_vec(),
+                    Duration::from_secs(1),
+                )
+                .await;
+            if answer.is_ok() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -834,6 +824,29 @@ impl Host {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Asks a provider this host started for its health, signed with the
+    /// host's key, waiting up to `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadRequest`] for an invalid id or link name;
+    /// [`ErrorKind::Timeout`] when the provider does not answer.
+    pub async fn provider_health(
+        &self,
+        provider_id: &str,
+        link_name: &str,
+        timeout: Duration,
+    ) -> Result<trellis_protocol::provider::HealthCheck> {
+        let subjects = self
+            .inner
+            .lattice
+            .provider(provider_id, link_name, &self.inner.id)
+            .map_err(|e| Error::with_source(ErrorKind::BadRequest, e))?;
+        crate::providers::ask_health(&self.inner.client, provider_id, &subjects.health, timeout)
+            .await
+            .map_err(|e| Error::with_source(ErrorKind::Timeout, e))
     }
 
     /// The process id of a provider's current process, if it runs.

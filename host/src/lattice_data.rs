@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use trellis_protocol::{DecodeLimits, LinkDefinition};
+use trellis_protocol::{DecodeLimits, Lattice, LinkDefinition};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::providers::{LinkChange, notify_link};
 use crate::rpc::LatticeClient;
 
 /// Prefix of link keys in the bucket.
@@ -91,17 +92,27 @@ pub async fn put_claims<T: serde::Serialize>(
     Ok(())
 }
 
-/// Watches the bucket forever, mirroring links and claims into `client`.
-/// Each watch starts with every current value, and is re-established (after
-/// a short pause) whenever it ends, for example after NATS restarts.
-pub async fn watch(bucket: async_nats::jetstream::kv::Store, client: Arc<LatticeClient>) {
+/// Watches the bucket forever, mirroring links and claims into `client`,
+/// and telling the providers of host `host_id` about changes of their
+/// links. Each watch starts with every current value, and is re-established
+/// (after a short pause) whenever it ends, for example after NATS restarts.
+pub async fn watch(
+    bucket: async_nats::jetstream::kv::Store,
+    client: Arc<LatticeClient>,
+    lattice: Lattice,
+    host_id: String,
+) {
     let limits = DecodeLimits::default();
     loop {
         match bucket.watch_with_history(">").await {
             Ok(mut watch) => {
                 while let Some(entry) = watch.next().await {
                     match entry {
-                        Ok(entry) => apply(&client, &limits, entry),
+                        Ok(entry) => {
+                            if let Some((link, change)) = apply(&client, &limits, entry) {
+                                notify_link(&client, &lattice, &host_id, &link, change).await;
+                            }
+                        }
                         Err(e) => {
                             tracing::warn!("lattice bucket watch failed: {e}");
                             break;
@@ -115,15 +126,26 @@ pub async fn watch(bucket: async_nats::jetstream::kv::Store, client: Arc<Lattice
     }
 }
 
-fn apply(client: &LatticeClient, limits: &DecodeLimits, entry: async_nats::jetstream::kv::Entry) {
+/// Applies one bucket entry to `client`; a link that changed is returned
+/// with the change, for its provider to be told.
+fn apply(
+    client: &LatticeClient,
+    limits: &DecodeLimits,
+    entry: async_nats::jetstream::kv::Entry,
+) -> Option<(LinkDefinition, LinkChange)> {
     let put = matches!(entry.operation, async_nats::jetstream::kv::Operation::Put);
     if entry.key.starts_with(LINK_KEY_PREFIX) {
         if !put {
-            client.remove_link(&entry.key);
-            return;
+            return client
+                .remove_link(&entry.key)
+                .map(|link| (link, LinkChange::Delete));
         }
         match LinkDefinition::decode(&entry.value, limits) {
-            Ok(link) if link.bucket_key() == entry.key => client.put_link(link),
+            Ok(link) if link.bucket_key() == entry.key => {
+                if client.put_link(link.clone()) {
+                    return Some((link, LinkChange::Put));
+                }
+            }
             Ok(_) => tracing::warn!(
                 key = entry.key,
                 "ignoring a link stored under the wrong key"
@@ -133,11 +155,12 @@ fn apply(client: &LatticeClient, limits: &DecodeLimits, entry: async_nats::jetst
     } else if entry.key.starts_with(CLAIMS_KEY_PREFIX) {
         if !put {
             client.remove_claims(&entry.key);
-            return;
+            return None;
         }
         match trellis_protocol::decode_json::<serde_json::Value>(&entry.value, limits) {
             Ok(claims) => client.put_claims(entry.key, claims),
             Err(e) => tracing::warn!(key = entry.key, "ignoring invalid claims: {e}"),
         }
     }
+    None
 }

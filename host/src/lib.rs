@@ -18,6 +18,8 @@
 //! - [`actors`]: verifying, starting, scaling, updating and stopping actors,
 //!   and serving their invocations.
 //! - [`providers`]: supervising capability provider processes.
+//! - [`artifacts`]: reading actor and provider references from disk, only
+//!   regular files under the configured directories.
 //! - [`rpc`]: signed invocations to providers.
 //! - [`control`]: the control interface.
 //! - [`lattice_data`]: links in the lattice's JetStream bucket.
@@ -32,15 +34,18 @@
 //!
 //! let config = HostConfig {
 //!     trusted_issuers: vec!["A…issuer public key…".into()],
+//!     ctl_issuers: vec!["O…operator public key…".into()],
+//!     artifact_dirs: vec!["/srv/trellis/actors".into()],
 //!     ..HostConfig::default()
 //! };
 //! let host = Host::start(config).await?;
-//! host.start_actor("hello.signed.wasm", 10, Default::default()).await?;
+//! host.start_actor("/srv/trellis/actors/hello.signed.wasm", 10, Default::default()).await?;
 //! host.stopped().await;
 //! # Ok(()) }
 //! ```
 
 pub mod actors;
+pub mod artifacts;
 pub mod config;
 mod control;
 mod error;

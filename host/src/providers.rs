@@ -1,6 +1,10 @@
 //! Supervision of capability providers: separate processes started from
 //! signed provider archives, restarted with exponential backoff when they
 //! crash, health-checked, and stopped (never left as zombies) with the host.
+//!
+//! Every control message the host sends a provider (link changes, health
+//! checks, shutdown) is signed with the host's key; the provider accepts
+//! them only from the host that started it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,88 @@ use trellis_protocol::{
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventPublisher;
+use crate::rpc::LatticeClient;
+use trellis_protocol::Lattice;
+use trellis_protocol::provider::{
+    HEALTH_OPERATION, LINK_DEL_OPERATION, LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
+};
+
+/// A change of a link, as told to its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkChange {
+    /// The link was put (new or changed).
+    Put,
+    /// The link was deleted.
+    Delete,
+}
+
+/// Tells the link's provider, if it runs on host `host_id`, about a link
+/// change, signed with the host's key. Failures are logged.
+pub(crate) async fn notify_link(
+    client: &LatticeClient,
+    lattice: &Lattice,
+    host_id: &str,
+    link: &LinkDefinition,
+    change: LinkChange,
+) {
+    let Ok(subjects) = lattice.provider(&link.provider_id, &link.link_name, host_id) else {
+        return;
+    };
+    let (subject, operation) = match change {
+        LinkChange::Put => (subjects.link_put, LINK_PUT_OPERATION),
+        LinkChange::Delete => (subjects.link_del, LINK_DEL_OPERATION),
+    };
+    let body = match link.encode() {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::warn!("cannot encode a link: {e}");
+            return;
+        }
+    };
+    if let Err(e) = client
+        .rpc()
+        .tell(&link.provider_id, subject, operation, body)
+        .await
+    {
+        tracing::warn!(
+            "cannot tell provider {} about a link: {e}",
+            link.provider_id
+        );
+    }
+}
+
+/// Asks a provider of this host for its health, signed with the host's
+/// key, waiting up to `timeout`. An answer that does not decode is an
+/// unhealthy report.
+///
+/// # Errors
+///
+/// When no answer comes: see [`trellis_lattice_client::RpcClient::ask`].
+pub(crate) async fn ask_health(
+    client: &LatticeClient,
+    provider_id: &str,
+    subject: &str,
+    timeout: Duration,
+) -> std::result::Result<HealthCheck, trellis_lattice_client::InvokeError> {
+    let message = client
+        .rpc()
+        .ask(
+            provider_id,
+            subject.to_owned(),
+            HEALTH_OPERATION,
+            b"{}".to_vec(),
+            timeout,
+        )
+        .await?;
+    Ok(
+        decode_json::<HealthCheck>(&message.payload, &DecodeLimits::default()).unwrap_or_else(
+            |e| HealthCheck {
+                healthy: false,
+                message: format!("bad health answer: {e}"),
+            },
+        ),
+    )
+}
 
 /// Uptime after which a provider's restart delay goes back to the first.
 pub const STABLE_UPTIME: Duration = Duration::from_secs(60);
@@ -37,6 +123,8 @@ pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the host needs to start one provider process.
 pub(crate) struct Launch {
     pub binary: PathBuf,
+    /// Lowercase hex SHA-256 the binary must still have at each spawn.
+    pub binary_sha256: String,
     pub description: ProviderDescription,
     pub subjects: ProviderSubjects,
     pub host_data: HostData,
@@ -46,7 +134,9 @@ pub(crate) struct Launch {
 #[derive(Clone)]
 pub(crate) struct Supervision {
     pub events: EventPublisher,
-    pub nats: async_nats::Client,
+    /// Signs the host's messages to the provider, and knows the links to
+    /// send it when it becomes healthy.
+    pub client: Arc<LatticeClient>,
     pub restart_delay: Duration,
     pub restart_max_delay: Duration,
     pub shutdown_timeout: Duration,
@@ -85,27 +175,27 @@ impl Drop for RunningProvider {
     }
 }
 
-/// Reads and verifies a provider archive, and unpacks the binary for this
-/// host's target into `cache_dir`.
+/// Reads and verifies a provider archive, a regular file under one of
+/// `dirs`, and unpacks the binary for this host's target into `cache_dir`,
+/// a directory private to this user.
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Io`], [`ErrorKind::Claims`] (claims or binary hashes do not
-/// verify), [`ErrorKind::NotFound`] (no binary for this target).
+/// [`ErrorKind::BadRequest`] for a refused path (see
+/// [`crate::artifacts`]), [`ErrorKind::Io`], [`ErrorKind::Config`] for a
+/// cache directory of another user, [`ErrorKind::Claims`] (claims or
+/// binary hashes do not verify), [`ErrorKind::NotFound`] (no binary for
+/// this target).
 pub(crate) async fn unpack(
     path: &str,
+    dirs: &[PathBuf],
     trust: &VerifyOptions,
     cache_dir: &Path,
 ) -> Result<(
     PathBuf,
     trellis_claims::Claims<trellis_claims::provider::ProviderMetadata>,
 )> {
-    tokio::fs::create_dir_all(cache_dir).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!("cannot create {}: {e}", cache_dir.display()),
-        )
-    })?;
+    crate::artifacts::private_dir(cache_dir)?;
     // Stream this host's binary into a private file, hashing it on the way:
     // the archive is never held in memory, so a large provider does not
     // leave the host's heap grown for good.
@@ -113,9 +203,10 @@ pub(crate) async fn unpack(
     let target = current_target();
     let extracted = {
         let (path, partial, target) = (path.to_owned(), partial.clone(), target.clone());
+        let dirs = dirs.to_vec();
         tokio::task::spawn_blocking(move || {
-            let io = |e: std::io::Error| Error::new(ErrorKind::Io, format!("{path}: {e}"));
-            let archive = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
+            let io = |e: std::io::Error| Error::with_source(ErrorKind::Io, e);
+            let archive = std::io::BufReader::new(crate::artifacts::open(&path, &dirs)?);
             let out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
             Ok::<_, Error>(ProviderArchive::extract(
                 archive,
@@ -225,6 +316,21 @@ pub(crate) fn supervise(launch: Launch, supervision: Supervision) -> Arc<Running
     })
 }
 
+/// Spawns the provider after checking that its binary still has the hash
+/// it had when it was verified.
+async fn checked_spawn(launch: &Launch) -> std::io::Result<Child> {
+    let hash = crate::artifacts::sha256_file(&launch.binary)
+        .await
+        .map_err(std::io::Error::other)?;
+    if hash != launch.binary_sha256 {
+        return Err(std::io::Error::other(format!(
+            "the binary {} changed since it was verified; not starting it",
+            launch.binary.display()
+        )));
+    }
+    spawn(launch).await
+}
+
 async fn spawn(launch: &Launch) -> std::io::Result<Child> {
     let mut child = Command::new(&launch.binary)
         .env_clear()
@@ -292,7 +398,7 @@ async fn run(
     ));
     let mut first = true;
     loop {
-        let mut child = match spawn(&launch).await {
+        let mut child = match checked_spawn(&launch).await {
             Ok(child) => child,
             Err(e) => {
                 s.events
@@ -326,16 +432,32 @@ async fn run(
             })
             .await;
         first = false;
-        tokio::select! {
-            status = child.wait() => {
+        let syncing = tokio::spawn(send_links_when_ready(
+            launch.subjects.health.clone(),
+            launch.host_data.host_id.clone(),
+            d.clone(),
+            s.clone(),
+        ));
+        let outcome = tokio::select! {
+            status = child.wait() => Some(status),
+            _ = stop_rx.changed() => None,
+        };
+        syncing.abort();
+        match outcome {
+            Some(status) => {
                 if let Ok(mut p) = pid.lock() {
                     *p = None;
                 }
                 if *stop_rx.borrow() {
                     break;
                 }
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                tracing::warn!(provider = d.id, "provider exited ({status}); restarting in {delay:?}");
+                let status = status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                tracing::warn!(
+                    provider = d.id,
+                    "provider exited ({status}); restarting in {delay:?}"
+                );
                 s.events
                     .publish(ProviderFailedData {
                         provider: ProviderInstance::from(&d),
@@ -351,8 +473,8 @@ async fn run(
                 }
                 delay = (delay * 2).min(s.restart_max_delay);
             }
-            _ = stop_rx.changed() => {
-                shut_down(&launch.subjects.shutdown, &mut child, &s).await;
+            None => {
+                shut_down(&d.id, &launch.subjects.shutdown, &mut child, &s).await;
                 if let Ok(mut p) = pid.lock() {
                     *p = None;
                 }
@@ -381,13 +503,19 @@ async fn wait_or_stop(stop_rx: &mut watch::Receiver<bool>, delay: Duration) -> b
 
 /// Asks the process to exit, then kills it if it has not within the
 /// shutdown timeout, and always reaps it.
-async fn shut_down(subject: &str, child: &mut Child, s: &Supervision) {
-    let asked = tokio::time::timeout(
-        s.shutdown_timeout,
-        s.nats.request(subject.to_owned(), "{}".into()),
-    )
-    .await;
-    if !matches!(asked, Ok(Ok(_))) {
+async fn shut_down(provider_id: &str, subject: &str, child: &mut Child, s: &Supervision) {
+    let asked = s
+        .client
+        .rpc()
+        .ask(
+            provider_id,
+            subject.to_owned(),
+            SHUTDOWN_OPERATION,
+            b"{}".to_vec(),
+            s.shutdown_timeout,
+        )
+        .await;
+    if asked.is_err() {
         tracing::warn!(subject, "provider did not acknowledge shutdown");
     }
     if tokio::time::timeout(s.shutdown_timeout, child.wait())
@@ -399,8 +527,48 @@ async fn shut_down(subject: &str, child: &mut Child, s: &Supervision) {
     }
 }
 
+/// How often a provider that has just started is asked whether it answers
+/// yet, before its links are sent. Defaults to 50 ms.
+pub const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long a provider that has just started may take to answer before
+/// its host stops waiting to send it its links. Defaults to 60 s.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until a provider process that has just started answers a health
+/// check, then sends it every current link naming it: links put while it
+/// was starting, or since its previous process died, are not missed.
+async fn send_links_when_ready(
+    health_subject: String,
+    host_id: String,
+    d: ProviderDescription,
+    s: Supervision,
+) {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while ask_health(&s.client, &d.id, &health_subject, READY_POLL_INTERVAL * 4)
+        .await
+        .is_err()
+    {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                provider = d.id,
+                "provider did not answer; its links were not sent"
+            );
+            return;
+        }
+        tokio::time::sleep(READY_POLL_INTERVAL).await;
+    }
+    let lattice = s.events.lattice();
+    for link in s.client.links() {
+        if link.provider_id == d.id && link.link_name == d.link_name {
+            notify_link(&s.client, lattice, &host_id, &link, LinkChange::Put).await;
+        }
+    }
+}
+
+/// Checks the provider's health every interval and publishes each change.
 async fn health_checks(
-    subject: String,
+    health_subject: String,
     d: ProviderDescription,
     s: Supervision,
     mut stop_rx: watch::Receiver<bool>,
@@ -413,28 +581,12 @@ async fn health_checks(
             _ = ticker.tick() => {}
             _ = stop_rx.changed() => return,
         }
-        let answer = tokio::time::timeout(
-            HEALTH_CHECK_TIMEOUT,
-            s.nats.request(subject.clone(), "{}".into()),
-        )
-        .await;
-        let status = match answer {
-            Ok(Ok(message)) => {
-                decode_json::<HealthCheck>(&message.payload, &DecodeLimits::default())
-                    .unwrap_or_else(|e| HealthCheck {
-                        healthy: false,
-                        message: format!("bad health answer: {e}"),
-                    })
-            }
-            Ok(Err(e)) => HealthCheck {
+        let status = ask_health(&s.client, &d.id, &health_subject, HEALTH_CHECK_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| HealthCheck {
                 healthy: false,
                 message: format!("no answer: {e}"),
-            },
-            Err(_) => HealthCheck {
-                healthy: false,
-                message: "health check timed out".to_owned(),
-            },
-        };
+            });
         if last != Some(status.healthy) {
             let provider = ProviderInstance::from(&d);
             let message = status.message;

@@ -65,18 +65,24 @@ impl LatticeClient {
         links
     }
 
-    /// Records a link seen in the lattice bucket.
-    pub fn put_link(&self, link: LinkDefinition) {
-        if let Ok(mut links) = self.links.write() {
-            links.insert(link.bucket_key(), link);
+    /// Records a link seen in the lattice bucket; true if it is new or
+    /// differs from the one recorded.
+    pub fn put_link(&self, link: LinkDefinition) -> bool {
+        let Ok(mut links) = self.links.write() else {
+            return false;
+        };
+        let key = link.bucket_key();
+        if links.get(&key) == Some(&link) {
+            return false;
         }
+        links.insert(key, link);
+        true
     }
 
-    /// Forgets the link stored under `bucket_key`.
-    pub fn remove_link(&self, bucket_key: &str) {
-        if let Ok(mut links) = self.links.write() {
-            links.remove(bucket_key);
-        }
+    /// Forgets the link stored under `bucket_key`, returning it if one was
+    /// recorded.
+    pub fn remove_link(&self, bucket_key: &str) -> Option<LinkDefinition> {
+        self.links.write().ok()?.remove(bucket_key)
     }
 
     /// Records actor claims seen in the lattice bucket under `key`.

@@ -1,11 +1,15 @@
-//! A test lattice: a nats-server of its own, an issuer and a cluster key,
-//! and hosts configured for tests.
+//! A test lattice: a nats-server of its own, an issuer, a cluster key and
+//! a control operator, and hosts configured for tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use trellis_claims::actor::{ActorClaimsRequest, sign_actor};
+use trellis_claims::invocation::{CtlScope, InvocationSigner, issue_control_credential};
 use trellis_claims::keys::{KeyKind, KeyPair, generate};
 use trellis_host::{Host, HostConfig, NatsConfig};
+use trellis_lattice_client::CtlClient;
+use trellis_protocol::Lattice;
 
 use crate::NatsServer;
 use crate::lattice::TestClient;
@@ -20,6 +24,8 @@ pub struct TestLattice {
     pub issuer: KeyPair,
     /// The cluster key every host shares.
     pub cluster: KeyPair,
+    /// The control issuer every host trusts.
+    pub operator: KeyPair,
 }
 
 impl TestLattice {
@@ -30,7 +36,37 @@ impl TestLattice {
             name: "test".to_owned(),
             issuer: generate(KeyKind::Account),
             cluster: generate(KeyKind::Cluster),
+            operator: generate(KeyKind::Operator),
         }
+    }
+
+    /// A signer of control requests for a new user key, with a credential
+    /// of `scope` from this lattice's operator.
+    pub fn ctl_signer(&self, scope: CtlScope) -> Arc<InvocationSigner> {
+        let user = generate(KeyKind::User);
+        let credential = issue_control_credential(
+            &self.operator,
+            &user.public_key(),
+            &self.name,
+            scope,
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        Arc::new(InvocationSigner::new(user, credential, Duration::from_secs(30)).unwrap())
+    }
+
+    /// A control client of this lattice signing with a credential of
+    /// `scope`.
+    pub async fn ctl_client(&self, scope: CtlScope) -> CtlClient {
+        self.anonymous_ctl_client()
+            .await
+            .with_signer(self.ctl_signer(scope))
+    }
+
+    /// A control client of this lattice that does not sign its requests.
+    pub async fn anonymous_ctl_client(&self) -> CtlClient {
+        let nats = async_nats::connect(self.nats.url()).await.unwrap();
+        CtlClient::new(nats, Lattice::new(self.name.clone()).unwrap())
     }
 
     /// A host configuration for this lattice, with short test timeouts;
@@ -45,12 +81,15 @@ impl TestLattice {
             },
             cluster_seed: Some(self.cluster.seed().unwrap()),
             trusted_issuers: vec![self.issuer.public_key()],
+            ctl_issuers: vec![self.operator.public_key()],
             heartbeat_interval: Duration::from_secs(1),
             rpc_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
             dev_mode: true,
             provider_health_interval: Duration::from_secs(1),
-            provider_cache_dir: std::env::temp_dir().join("trellis-test-providers"),
+            provider_cache_dir: std::env::temp_dir()
+                .join(format!("trellis-test-providers-{}", std::process::id())),
+            artifact_dirs: artifact_dirs(),
             ..HostConfig::default()
         }
     }
@@ -93,4 +132,19 @@ impl Default for TestLattice {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The directories test hosts start artifacts from: the temporary
+/// directory (where tests write signed actors) and the build directory of
+/// the running test (where provider binaries are).
+pub fn artifact_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![std::env::temp_dir()];
+    // The test binary is `{target}/{profile}/deps/{name}`.
+    if let Some(profile) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(std::path::Path::to_path_buf))
+    {
+        dirs.push(profile);
+    }
+    dirs
 }

@@ -22,6 +22,8 @@ pub struct UpLattice {
     pub ready: serde_json::Value,
     /// Its NATS URL.
     pub nats_url: String,
+    /// Its development home.
+    home: PathBuf,
 }
 
 /// How to launch `trellis up`.
@@ -126,7 +128,37 @@ impl UpLattice {
             child,
             ready,
             nats_url,
+            home: launch.home.to_owned(),
         })
+    }
+
+    /// A signer of control requests as the CLI makes them: the development
+    /// user key, with a full-scope credential from the development
+    /// operator, both from the development home `trellis up` created.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error if the keys cannot be read.
+    pub fn ctl_signer(&self) -> std::io::Result<trellis_claims::invocation::InvocationSigner> {
+        use trellis_claims::invocation::{CtlScope, InvocationSigner, issue_control_credential};
+        use trellis_claims::keys::{KeyKind, parse_seed};
+        let key = |kind: KeyKind| -> std::io::Result<trellis_claims::keys::KeyPair> {
+            let path = self.home.join("keys").join(format!("dev.{kind}.nk"));
+            let seed = std::fs::read_to_string(&path)?;
+            parse_seed(&seed, kind).map_err(std::io::Error::other)
+        };
+        let user = key(KeyKind::User)?;
+        let lattice = self.ready["lattice"].as_str().unwrap_or("default");
+        let credential = issue_control_credential(
+            &key(KeyKind::Operator)?,
+            &user.public_key(),
+            lattice,
+            CtlScope::Full,
+            Duration::from_secs(3600),
+        )
+        .map_err(std::io::Error::other)?;
+        InvocationSigner::new(user, credential, Duration::from_secs(30))
+            .map_err(std::io::Error::other)
     }
 
     /// The id of the provider named `name` in the readiness document.

@@ -517,3 +517,74 @@ async fn kvcounter_signed_without_the_keyvalue_capability_is_denied_and_the_host
         .unwrap();
     assert!(keys.is_empty(), "{keys:?}");
 }
+
+/// An operator's read-only credential, made and used with the CLI, lists
+/// the lattice but cannot change it; with no credential of a trusted
+/// operator, nothing is allowed.
+#[test]
+fn a_read_only_cli_credential_can_list_but_not_start() {
+    let lattice = DemoLattice::start();
+    let home = lattice.home.path();
+    let user: Value = serde_json::from_str(&run(
+        trellis(home).args(["-o", "json", "keys", "gen", "user"])
+    ))
+    .unwrap();
+    let issued: Value = serde_json::from_str(&run(trellis(home)
+        .args(["-o", "json", "keys", "credential", "--operator"])
+        .arg(home.join("keys/dev.operator.nk"))
+        .args(["--user", user["public_key"].as_str().unwrap()])
+        .args(["--scope", "read", "--ttl", "1h"])))
+    .unwrap();
+    let as_reader = |args: &[&str]| {
+        let out = trellis(home)
+            .args(["-o", "json"])
+            .args(args)
+            .args(["--nats-url", &lattice.nats_url])
+            .args(["--ctl-key", user["seed"].as_str().unwrap()])
+            .args(["--ctl-credential", issued["credential"].as_str().unwrap()])
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.success(), json)
+    };
+
+    let (ok, links) = as_reader(&["link", "list"]);
+    assert!(ok, "{links}");
+    let (ok, inventory) = as_reader(&["get", "inventory"]);
+    assert!(ok, "{inventory}");
+    assert_eq!(inventory["providers"].as_array().unwrap().len(), 3);
+
+    let hello = home.join("actors/hello.signed.wasm");
+    let (ok, refused) = as_reader(&["start", "actor", hello.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(refused["error"]["kind"], "denied", "{refused}");
+
+    // A credential of an operator the host does not trust: denied even
+    // for reads.
+    let stranger = home.join("keys/stranger.operator.nk");
+    run(trellis(home)
+        .args(["keys", "gen", "operator", "--keys-dir"])
+        .arg(home.join("keys"))
+        .args(["--name", "stranger"]));
+    let forged: Value = serde_json::from_str(&run(trellis(home)
+        .args(["-o", "json", "keys", "credential", "--operator"])
+        .arg(&stranger)
+        .args(["--user", user["public_key"].as_str().unwrap()])))
+    .unwrap();
+    let out = trellis(home)
+        .args([
+            "-o",
+            "json",
+            "link",
+            "list",
+            "--nats-url",
+            &lattice.nats_url,
+        ])
+        .args(["--ctl-key", user["seed"].as_str().unwrap()])
+        .args(["--ctl-credential", forged["credential"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let refused: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(refused["error"]["kind"], "denied", "{refused}");
+}

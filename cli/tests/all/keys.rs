@@ -85,7 +85,7 @@ fn keys_public_prints_the_public_key_of_a_seed_or_key_file() {
 
 #[test]
 fn an_unknown_key_kind_is_a_usage_error() {
-    trellis().args(["keys", "gen", "user"]).assert().code(2);
+    trellis().args(["keys", "gen", "curve"]).assert().code(2);
 }
 
 #[test]

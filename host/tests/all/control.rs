@@ -3,22 +3,48 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use trellis_claims::invocation::{CtlScope, InvocationSigner};
 use trellis_claims::keys::{KeyKind, generate};
 use trellis_protocol::ctl::{CtlReply, HostPong, LinkList, StartActorRequest};
-use trellis_protocol::subject::CtlOperation;
-use trellis_protocol::{ActorDescription, ContractId, DecodeLimits, HostInventory, LinkDefinition};
+use trellis_protocol::subject::{CtlOperation, TOKEN_HEADER};
+use trellis_protocol::{
+    ActorDescription, ContractId, DecodeLimits, HostInventory, Lattice, LinkDefinition,
+};
 
 use crate::{TestLattice, body, eventually, example, write_temp};
 
+/// The headers of a control request of `op` with `body`, signed as
+/// `docs/protocol.md` §5.2 says: a token bound to the subject and payload.
+fn signed(
+    signer: &InvocationSigner,
+    l: &Lattice,
+    op: &CtlOperation,
+    body: &[u8],
+) -> (String, async_nats::HeaderMap) {
+    let subject = l.ctl(op).unwrap();
+    let token = signer.sign_control(&subject, op.name(), body).unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(TOKEN_HEADER, token.as_str());
+    (subject, headers)
+}
+
+/// Sends a signed control request straight over NATS, as a third-party
+/// client would.
 async fn ctl<T: serde::de::DeserializeOwned>(
     nats: &async_nats::Client,
-    subject: String,
+    signer: &InvocationSigner,
+    l: &Lattice,
+    op: CtlOperation,
     body: Vec<u8>,
 ) -> CtlReply<T> {
-    let reply = tokio::time::timeout(Duration::from_secs(10), nats.request(subject, body.into()))
-        .await
-        .unwrap()
-        .unwrap();
+    let (subject, headers) = signed(signer, l, &op, &body);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        nats.request_with_headers(subject, headers, body.into()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     CtlReply::decode(&reply.payload, &DecodeLimits::default()).unwrap()
 }
 
@@ -29,16 +55,14 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
     let client = lattice.client().await;
     let nats = &client.nats;
     let l = &client.lattice;
+    let signer = &*lattice.ctl_signer(CtlScope::Full);
 
     // Every host answers a ping.
     let mut replies = nats.subscribe("test.ping.replies").await.unwrap();
-    nats.publish_with_reply(
-        l.ctl(&CtlOperation::HostPing).unwrap(),
-        "test.ping.replies",
-        "".into(),
-    )
-    .await
-    .unwrap();
+    let (subject, headers) = signed(signer, l, &CtlOperation::HostPing, b"");
+    nats.publish_with_reply_and_headers(subject, "test.ping.replies", headers, "".into())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for _ in 0..2 {
         let m = tokio::time::timeout(Duration::from_secs(5), replies.next())
@@ -67,13 +91,17 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
         max_instances: 2,
         annotations: Default::default(),
     };
-    let start = l
-        .ctl(&CtlOperation::ActorStart {
-            host_id: a.id().into(),
-        })
-        .unwrap();
-    let reply: CtlReply<ActorDescription> =
-        ctl(nats, start.clone(), serde_json::to_vec(&request).unwrap()).await;
+    let start = CtlOperation::ActorStart {
+        host_id: a.id().into(),
+    };
+    let reply: CtlReply<ActorDescription> = ctl(
+        nats,
+        signer,
+        l,
+        start.clone(),
+        serde_json::to_vec(&request).unwrap(),
+    )
+    .await;
     assert!(reply.success, "{}", reply.message);
     assert_eq!(reply.response.unwrap().id, actor.public_key());
     assert_eq!(
@@ -88,16 +116,14 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
         annotations: Default::default(),
     };
     let reply: CtlReply<ActorDescription> =
-        ctl(nats, start, serde_json::to_vec(&bad).unwrap()).await;
+        ctl(nats, signer, l, start, serde_json::to_vec(&bad).unwrap()).await;
     assert!(!reply.success);
 
     // Inventory lists it.
-    let get = l
-        .ctl(&CtlOperation::HostGet {
-            host_id: a.id().into(),
-        })
-        .unwrap();
-    let inventory: CtlReply<HostInventory> = ctl(nats, get, vec![]).await;
+    let get = CtlOperation::HostGet {
+        host_id: a.id().into(),
+    };
+    let inventory: CtlReply<HostInventory> = ctl(nats, signer, l, get, vec![]).await;
     let inventory = inventory.response.unwrap();
     assert_eq!(inventory.actors.len(), 1);
     assert_eq!(inventory.actors[0].max_instances, 2);
@@ -105,7 +131,7 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
 
     // Its claims are in the lattice bucket, seen by every host.
     let claims: CtlReply<trellis_protocol::ctl::ClaimsList> =
-        ctl(nats, l.ctl(&CtlOperation::ClaimsList).unwrap(), vec![]).await;
+        ctl(nats, signer, l, CtlOperation::ClaimsList, vec![]).await;
     let claims = claims.response.unwrap().claims;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0]["sub"], actor.public_key());
@@ -121,7 +147,9 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
     .with_config("prefix", "t:");
     let put: CtlReply<()> = ctl(
         nats,
-        l.ctl(&CtlOperation::LinkPut).unwrap(),
+        signer,
+        l,
+        CtlOperation::LinkPut,
         serde_json::to_vec(&link).unwrap(),
     )
     .await;
@@ -132,12 +160,14 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
         })
         .await
     );
-    let list: CtlReply<LinkList> = ctl(nats, l.ctl(&CtlOperation::LinkList).unwrap(), vec![]).await;
+    let list: CtlReply<LinkList> = ctl(nats, signer, l, CtlOperation::LinkList, vec![]).await;
     assert_eq!(list.response.unwrap().links, vec![link.clone()]);
     let del = serde_json::json!({"actor_id": actor.public_key(), "contract_id": "wasi:keyvalue"});
     let deleted: CtlReply<()> = ctl(
         nats,
-        l.ctl(&CtlOperation::LinkDel).unwrap(),
+        signer,
+        l,
+        CtlOperation::LinkDel,
         serde_json::to_vec(&del).unwrap(),
     )
     .await;
@@ -154,7 +184,9 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
     hostile["actor_id"] = "M.>".into();
     let refused: CtlReply<()> = ctl(
         nats,
-        l.ctl(&CtlOperation::LinkPut).unwrap(),
+        signer,
+        l,
+        CtlOperation::LinkPut,
         serde_json::to_vec(&hostile).unwrap(),
     )
     .await;
@@ -163,10 +195,11 @@ async fn actors_and_links_are_managed_through_the_control_interface() {
     // Stop host B through the control interface.
     let stop: CtlReply<()> = ctl(
         nats,
-        l.ctl(&CtlOperation::HostStop {
+        signer,
+        l,
+        CtlOperation::HostStop {
             host_id: b.id().into(),
-        })
-        .unwrap(),
+        },
         b"{}".to_vec(),
     )
     .await;

@@ -91,8 +91,9 @@ async fn every_event_carries_the_data_of_its_type() {
             }
             EventType::ActorFailed => {
                 let d: ActorFailedData = data(bytes);
-                assert_eq!(d.image_ref, "/nonexistent.wasm");
-                assert!(d.error.starts_with("cannot read"), "{}", d.error);
+                // A refused path is not broadcast.
+                assert_eq!(d.image_ref, "");
+                assert_eq!(d.error, trellis_host::artifacts::REFUSED);
                 assert_eq!(d.claims_error, None);
             }
             EventType::LabelsChanged => {
@@ -135,4 +136,84 @@ async fn every_event_carries_the_data_of_its_type() {
             EventType::HostStopped,
         ]
     );
+}
+
+/// Events carry their host's signature: a subscriber that trusts the
+/// lattice's cluster issuer accepts a real heartbeat and recognises a
+/// forged or replayed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_heartbeat_is_recognisably_unsigned() {
+    use trellis_claims::ErrorKind;
+    use trellis_claims::invocation::{InvocationVerifier, VerifierSettings};
+    use trellis_lattice_client::signed::verify_event;
+
+    let lattice = TestLattice::new();
+    let client = lattice.client().await;
+    let subject = client.lattice.event(EventType::HostHeartbeat);
+    let mut beats = client.nats.subscribe(subject.clone()).await.unwrap();
+    client.nats.flush().await.unwrap();
+    let host = lattice.host().await;
+    let verifier = InvocationVerifier::new(
+        lattice.name.clone(),
+        [lattice.cluster.public_key()],
+        VerifierSettings::default(),
+    );
+
+    let real = tokio::time::timeout(Duration::from_secs(10), beats.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(verify_event(&verifier, &real).unwrap(), host.id());
+
+    // The same bytes without the signature, and the signed message again.
+    client
+        .nats
+        .publish(subject.clone(), real.payload.clone())
+        .await
+        .unwrap();
+    client
+        .nats
+        .publish_with_headers(
+            subject.clone(),
+            real.headers.clone().unwrap(),
+            real.payload.clone(),
+        )
+        .await
+        .unwrap();
+    // A heartbeat signed by another member of the lattice, in this
+    // host's name.
+    let token = client
+        .signer
+        .sign_control(&subject, "host_heartbeat", &real.payload)
+        .unwrap();
+    client
+        .nats
+        .publish_with_headers(
+            subject.clone(),
+            trellis_lattice_client::signed::headers(&token),
+            real.payload.clone(),
+        )
+        .await
+        .unwrap();
+
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let message = tokio::time::timeout(Duration::from_secs(10), beats.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if message.payload != real.payload {
+            continue; // the host's next real heartbeat
+        }
+        kinds.push(verify_event(&verifier, &message).unwrap_err().kind());
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            ErrorKind::MissingClaims,
+            ErrorKind::Replayed,
+            ErrorKind::Unauthorized
+        ]
+    );
+    host.stop(None).await;
 }

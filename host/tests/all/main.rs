@@ -9,9 +9,11 @@
     missing_docs
 )]
 
+mod artifacts;
 mod balancing;
 mod capabilities;
 mod control;
+mod ctl_security;
 mod denials;
 mod events;
 mod limits;
@@ -31,6 +33,16 @@ pub fn write_temp(dir: &Path, name: &str, wasm: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, wasm).unwrap();
     path.to_str().unwrap().to_owned()
+}
+
+/// The hello actor, signed by the lattice's issuer, in `dir`.
+pub fn signed_hello(
+    lattice: &TestLattice,
+    dir: &std::path::Path,
+) -> (trellis_claims::keys::KeyPair, String) {
+    let actor = trellis_claims::keys::generate(trellis_claims::keys::KeyKind::Actor);
+    let wasm = lattice.sign(&example("hello"), &actor, &[]);
+    (actor, write_temp(dir, "hello.wasm", &wasm))
 }
 
 /// Reads an example actor.

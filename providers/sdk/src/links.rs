@@ -57,7 +57,8 @@ impl<P: Provider> LinkedProvider<P> {
     }
 
     /// Binds `link` (replacing and releasing an earlier link of the same
-    /// actor and link name).
+    /// actor and link name). A link equal to one already bound is left as
+    /// it is.
     ///
     /// # Errors
     ///
@@ -66,6 +67,17 @@ impl<P: Provider> LinkedProvider<P> {
     /// message.
     pub async fn put_link(&self, link: &LinkDefinition) -> Result<(), String> {
         let key = (link.actor_id.clone(), link.link_name.clone());
+        // The host sends every link again when the provider turns healthy:
+        // a link already bound as it is stays bound, untouched.
+        let unchanged = self
+            .links
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .is_some_and(|(old, bound)| old == link && bound.is_ok());
+        if unchanged {
+            return Ok(());
+        }
         let refused = self
             .links
             .read()
@@ -199,5 +211,58 @@ impl<P: Provider> LinkedProvider<P> {
             self.provider.unbind(&link, bound.ok()).await;
         }
         self.provider.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use trellis_protocol::ContractId;
+
+    use super::*;
+
+    /// Counts binds and unbinds.
+    #[derive(Default)]
+    struct Counting {
+        binds: AtomicUsize,
+        unbinds: AtomicUsize,
+    }
+
+    impl Provider for Counting {
+        type Link = ();
+
+        async fn bind(&self, _link: &LinkDefinition) -> Result<(), String> {
+            self.binds.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        async fn unbind(&self, _link: &LinkDefinition, _bound: Option<Arc<()>>) {
+            self.unbinds.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn link(config: &str) -> LinkDefinition {
+        LinkDefinition::new(
+            "MACTOR",
+            ContractId::new("wasi:keyvalue").unwrap_or_else(|_| unreachable!()),
+            DEFAULT_LINK_NAME,
+            "VPROVIDER",
+        )
+        .with_config("bucket", config)
+    }
+
+    #[tokio::test]
+    async fn an_identical_link_put_again_is_left_bound() {
+        let linked = LinkedProvider::new(Counting::default());
+        assert!(linked.put_link(&link("a")).await.is_ok());
+        assert!(linked.put_link(&link("a")).await.is_ok());
+        assert_eq!(linked.provider().binds.load(Ordering::SeqCst), 1);
+        assert_eq!(linked.provider().unbinds.load(Ordering::SeqCst), 0);
+
+        // A changed link is bound anew and the old one released.
+        assert!(linked.put_link(&link("b")).await.is_ok());
+        assert_eq!(linked.provider().binds.load(Ordering::SeqCst), 2);
+        assert_eq!(linked.provider().unbinds.load(Ordering::SeqCst), 1);
     }
 }

@@ -8,9 +8,11 @@ use trellis_claims::invocation::{InvocationSigner, InvocationVerifier, VerifierS
 use trellis_claims::keys::{KeyKind, parse_seed};
 use trellis_lattice_client::RpcClient;
 use trellis_lattice_client::rpc::{Server, Service};
-use trellis_protocol::ctl::{CtlReply, LinkList};
-use trellis_protocol::provider::HostData;
-use trellis_protocol::subject::{CtlOperation, ProviderSubjects};
+use trellis_lattice_client::signed::verify_from;
+use trellis_protocol::provider::{
+    HEALTH_OPERATION, HostData, LINK_DEL_OPERATION, LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
+};
+use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
     DecodeLimits, Invocation, Lattice, LinkDefinition, Route, RpcError, encode_json,
 };
@@ -141,8 +143,13 @@ impl<P: Provider> Service for ProviderService<P> {
 }
 
 /// Serves `linked` until its host asks it to shut down, or the process
-/// gets SIGTERM or Ctrl-C. The current links of the lattice (or, failing
-/// that, those in the host data) are bound first.
+/// gets SIGTERM or Ctrl-C. The links in the host data are bound first;
+/// the host sends every current link again once the process answers its
+/// first health check, so none put while it was starting is missed.
+///
+/// Link changes, health checks and shutdown requests are accepted only
+/// when signed by the host that started this provider; anything else is
+/// dropped with a warning.
 ///
 /// # Errors
 ///
@@ -166,9 +173,9 @@ pub async fn serve<P: Provider>(
         .await
         .map_err(|e| SdkError::with_source(SdkErrorKind::Nats, e))?;
 
-    for link in current_links(&ctx).await {
+    for link in ctx.host_data.links.iter().filter(|l| ours(&ctx, l)) {
         // A refusal is logged by the link table.
-        let _ = linked.put_link(&link).await;
+        let _ = linked.put_link(link).await;
     }
     tracing::info!(
         provider = ctx.provider_id,
@@ -197,33 +204,59 @@ pub async fn serve<P: Provider>(
         stop_rx,
     ));
 
-    let ours = |link: &LinkDefinition| {
-        link.provider_id == ctx.provider_id && link.link_name == ctx.host_data.link_name
-    };
     let limits = DecodeLimits::default();
+    // Verify before doing any work: only the host that started us may
+    // change links, ask for health or stop us.
+    let from_host = |message: &async_nats::Message, operation: &str| {
+        verify_from(
+            &ctx.verifier,
+            message,
+            &ctx.provider_id,
+            operation,
+            &ctx.host_data.host_id,
+        )
+        .map_err(|e| tracing::warn!(operation, "ignoring a control message: {e}"))
+        .is_ok()
+    };
     let terminate = terminate_signal();
     tokio::pin!(terminate);
     loop {
         tokio::select! {
-            Some(message) = link_puts.next() => match LinkDefinition::decode(&message.payload, &limits) {
-                Ok(link) if ours(&link) => {
-                    let _ = linked.put_link(&link).await;
+            Some(message) = link_puts.next() => {
+                if !from_host(&message, LINK_PUT_OPERATION) {
+                    continue;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("ignoring an invalid link: {e}"),
-            },
-            Some(message) = link_dels.next() => match LinkDefinition::decode(&message.payload, &limits) {
-                Ok(link) if ours(&link) => linked.delete_link(&link).await,
-                Ok(_) => {}
-                Err(e) => tracing::warn!("ignoring an invalid link deletion: {e}"),
-            },
+                match LinkDefinition::decode(&message.payload, &limits) {
+                    Ok(link) if ours(&ctx, &link) => {
+                        let _ = linked.put_link(&link).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("ignoring an invalid link: {e}"),
+                }
+            }
+            Some(message) = link_dels.next() => {
+                if !from_host(&message, LINK_DEL_OPERATION) {
+                    continue;
+                }
+                match LinkDefinition::decode(&message.payload, &limits) {
+                    Ok(link) if ours(&ctx, &link) => linked.delete_link(&link).await,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("ignoring an invalid link deletion: {e}"),
+                }
+            }
             Some(message) = health.next() => {
+                if !from_host(&message, HEALTH_OPERATION) {
+                    continue;
+                }
                 let status = linked.health().await;
                 if let (Some(reply), Ok(body)) = (message.reply, encode_json(&status)) {
                     let _ = nats.publish(reply, body.into()).await;
                 }
             }
             Some(message) = shutdown.next() => {
+                if !from_host(&message, SHUTDOWN_OPERATION) {
+                    continue;
+                }
                 if let Some(reply) = message.reply {
                     let _ = nats.publish(reply, "{}".into()).await;
                 }
@@ -250,33 +283,9 @@ pub async fn serve<P: Provider>(
     Ok(())
 }
 
-/// The links naming this provider instance: those in the host data, and
-/// those the lattice lists now (a link put while the process was starting
-/// was published before it subscribed, so it is fetched here).
-async fn current_links(ctx: &ProviderContext) -> Vec<LinkDefinition> {
-    let listed = async {
-        let subject = ctx.lattice.ctl(&CtlOperation::LinkList).ok()?;
-        let reply = tokio::time::timeout(NATS_TIMEOUT, ctx.nats().request(subject, "".into()))
-            .await
-            .ok()?
-            .ok()?;
-        CtlReply::<LinkList>::decode(&reply.payload, &DecodeLimits::default())
-            .ok()?
-            .response
-    };
-    // The lattice's list is current; the host data's may be stale after a
-    // restart, so it is only the fallback.
-    let links = match listed.await {
-        Some(list) => list.links,
-        None => {
-            tracing::warn!("cannot list the lattice's links; using those from the host data");
-            ctx.host_data.links.clone()
-        }
-    };
-    links
-        .into_iter()
-        .filter(|l| l.provider_id == ctx.provider_id && l.link_name == ctx.host_data.link_name)
-        .collect()
+/// Whether `link` names this provider instance.
+fn ours(ctx: &ProviderContext, link: &LinkDefinition) -> bool {
+    link.provider_id == ctx.provider_id && link.link_name == ctx.host_data.link_name
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -105,18 +105,10 @@ impl Setup {
 
     /// Asks the provider for its health directly.
     pub async fn try_health(&self) -> Option<HealthCheck> {
-        let lattice = trellis_protocol::Lattice::new(self.lattice.name.clone()).unwrap();
-        let subjects = lattice
-            .provider(&self.provider_id, "default", self.host.id())
-            .unwrap();
-        let reply = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.host.nats().request(subjects.health, Bytes::new()),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        Some(serde_json::from_slice(&reply.payload).unwrap())
+        self.host
+            .provider_health(&self.provider_id, "default", Duration::from_secs(2))
+            .await
+            .ok()
     }
 
     pub async fn stop(self) {

@@ -196,3 +196,91 @@ async fn health_checks_are_published_as_events() {
     assert!(host.inventory().await.providers.is_empty());
     host.stop(None).await;
 }
+
+/// Link changes and shutdown requests that did not come, signed, from the
+/// provider's own host are ignored: an anonymous client, and another host
+/// of the lattice with a valid credential, both fail to unlink, relink or
+/// stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_link_changes_and_shutdowns_are_ignored_by_the_provider() {
+    use trellis_protocol::provider::{LINK_DEL_OPERATION, LINK_PUT_OPERATION, SHUTDOWN_OPERATION};
+    use trellis_protocol::subject::TOKEN_HEADER;
+    use trellis_protocol::{ContractId, LinkDefinition};
+
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let provider = start_provider(&host).await;
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "forged").await, 1);
+    let pid = host.provider_pid(&provider.id, "default").await.unwrap();
+
+    let subjects = Lattice::new(lattice.name.clone())
+        .unwrap()
+        .provider(&provider.id, "default", host.id())
+        .unwrap();
+    let real = LinkDefinition::new(
+        actor.public_key(),
+        ContractId::new("wasi:keyvalue").unwrap(),
+        "default",
+        provider.id.clone(),
+    )
+    .with_config("bucket", "kvtest");
+    let moved = real.clone().with_config("bucket", "forged");
+    let (real, moved) = (real.encode().unwrap(), moved.encode().unwrap());
+
+    // Another member of the lattice: a valid host credential, but not the
+    // host that started the provider.
+    let other_host = lattice.client().await;
+    let signed_by_other = |operation: &str, body: &[u8]| {
+        let token = other_host
+            .signer
+            .sign_message(&provider.id, operation, body)
+            .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(TOKEN_HEADER, token.as_str());
+        headers
+    };
+    let nats = &other_host.nats;
+    for headers in [
+        async_nats::HeaderMap::new(),
+        signed_by_other(LINK_DEL_OPERATION, &real),
+    ] {
+        nats.publish_with_headers(subjects.link_del.clone(), headers, real.clone().into())
+            .await
+            .unwrap();
+    }
+    for headers in [
+        async_nats::HeaderMap::new(),
+        signed_by_other(LINK_PUT_OPERATION, &moved),
+    ] {
+        nats.publish_with_headers(subjects.link_put.clone(), headers, moved.clone().into())
+            .await
+            .unwrap();
+    }
+    for headers in [
+        async_nats::HeaderMap::new(),
+        signed_by_other(SHUTDOWN_OPERATION, b"{}"),
+    ] {
+        let asked = nats
+            .send_request(
+                subjects.shutdown.clone(),
+                async_nats::Request::new()
+                    .headers(headers)
+                    .payload("{}".into())
+                    .timeout(Some(Duration::from_millis(500))),
+            )
+            .await;
+        assert!(
+            asked.is_err(),
+            "the provider acknowledged a forged shutdown"
+        );
+    }
+    nats.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Still linked, to the same bucket, in the same process.
+    assert_eq!(count(&lattice, &actor.public_key(), "forged").await, 2);
+    assert_eq!(host.provider_pid(&provider.id, "default").await, Some(pid));
+    assert!(alive(pid));
+    host.stop(None).await;
+}
