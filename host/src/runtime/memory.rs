@@ -139,8 +139,9 @@ impl Capabilities for InMemoryCapabilities {
     }
 }
 
-/// Keys listed per `list-keys` page by [`MemoryKeyValue`]. Defaults to 1,000.
-pub const MEMORY_LIST_PAGE_SIZE: usize = 1_000;
+/// Keys listed per `list-keys` page by [`MemoryKeyValue`]: the contract's
+/// page size. Defaults to 1,000.
+pub const MEMORY_LIST_PAGE_SIZE: usize = kv::LIST_PAGE_SIZE;
 
 /// A `wasi:keyvalue` provider over a map in memory, one namespace per
 /// (actor, bucket). Serves through [`kv::dispatch`], like a real provider.
@@ -216,14 +217,7 @@ impl kv::Handler for MemoryKeyValue {
             .filter(|(a, b, _)| *a == link.actor_id && *b == r.bucket)
             .map(|(_, _, k)| k.clone())
             .collect();
-        let start = usize::try_from(r.cursor.unwrap_or(0))
-            .unwrap_or(usize::MAX)
-            .min(keys.len());
-        let end = start.saturating_add(MEMORY_LIST_PAGE_SIZE).min(keys.len());
-        Ok(KeyPage {
-            keys: keys[start..end].to_vec(),
-            cursor: (end < keys.len()).then_some(end as u64),
-        })
+        Ok(KeyPage::of_sorted(keys, r.cursor))
     }
 
     async fn increment(&self, link: &MemoryLink, r: kv::Increment) -> Answer<kv::Increment> {

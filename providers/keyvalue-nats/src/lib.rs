@@ -46,8 +46,7 @@ pub const DEFAULT_BUCKET: &str = "trellis_keyvalue";
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 /// Largest `timeout_ms` accepted (10 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
-/// Keys per `list-keys` page.
-pub const LIST_PAGE_SIZE: usize = 1_000;
+pub use trellis_protocol::contracts::keyvalue::LIST_PAGE_SIZE;
 /// Compare-and-set attempts of one `increment` before it gives up.
 pub const MAX_CAS_ATTEMPTS: usize = 64;
 /// Revisions kept per key in buckets this provider creates.
@@ -234,14 +233,7 @@ impl kv::Handler for KeyvalueNats {
                 .await
                 .map_err(text)?;
             keys.sort();
-            let start = usize::try_from(r.cursor.unwrap_or(0))
-                .unwrap_or(usize::MAX)
-                .min(keys.len());
-            let end = start.saturating_add(LIST_PAGE_SIZE).min(keys.len());
-            Ok(KeyPage {
-                keys: keys[start..end].to_vec(),
-                cursor: (end < keys.len()).then_some(end as u64),
-            })
+            Ok(KeyPage::of_sorted(keys, r.cursor))
         })
         .await
     }

@@ -88,8 +88,7 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 /// Largest `timeout_ms` accepted (10 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
-/// Keys per `list-keys` page.
-pub const LIST_PAGE_SIZE: usize = 1_000;
+pub use trellis_protocol::contracts::keyvalue::LIST_PAGE_SIZE;
 /// Most keys under one prefix that `list-keys` accepts to list.
 pub const MAX_LISTED_KEYS: usize = 100_000;
 /// `COUNT` hint of each `SCAN` round trip.
@@ -298,14 +297,7 @@ impl Binding {
         // SCAN may return a key more than once, and in no particular order.
         keys.sort_unstable();
         keys.dedup();
-        let start = usize::try_from(cursor.unwrap_or(0))
-            .unwrap_or(usize::MAX)
-            .min(keys.len());
-        let end = start.saturating_add(LIST_PAGE_SIZE).min(keys.len());
-        let next = (end < keys.len()).then_some(end as u64);
-        keys.truncate(end);
-        keys.drain(..start);
-        Ok(KeyPage { keys, cursor: next })
+        Ok(KeyPage::of_sorted(keys, cursor))
     }
 }
 

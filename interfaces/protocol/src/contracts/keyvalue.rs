@@ -1,5 +1,5 @@
 //! `wasi:keyvalue` (0.2.0-draft): the calls a host makes to a key-value
-//! provider on behalf of an actor, one [`Operation`] per WIT function.
+//! provider on behalf of an actor, one [`Operation`](super::Operation) per WIT function.
 //!
 //! | operation | request | output |
 //! |---|---|---|
@@ -17,13 +17,10 @@
 //! convention](super)). `bucket` is the identifier the actor gave
 //! `store.open`; providers scope it under the link's own prefix.
 
-use std::future::Future;
-
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::{Answer, Contract, ContractError, Operation, serve_operation, unknown_operation};
-use crate::codec::DecodeLimits;
+use super::{Contract, ContractError};
 use crate::invocation::{RpcError, RpcErrorKind};
 
 /// The `wasi:keyvalue` contract.
@@ -83,16 +80,6 @@ impl KvError {
     }
 }
 
-macro_rules! operation {
-    ($ty:ident, $name:literal, $output:ty) => {
-        impl Operation for $ty {
-            type Contract = KeyValue;
-            type Output = $output;
-            const NAME: &'static str = $name;
-        }
-    };
-}
-
 /// `store.bucket.get`: the value of `key`, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Get {
@@ -101,7 +88,7 @@ pub struct Get {
     /// The key.
     pub key: String,
 }
-operation!(Get, "wasi:keyvalue/store.get", Option<ByteBuf>);
+operation!(KeyValue, Get, "wasi:keyvalue/store.get", Option<ByteBuf>);
 
 /// `store.bucket.set`: stores `value` under `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +100,7 @@ pub struct Set {
     /// The value.
     pub value: ByteBuf,
 }
-operation!(Set, "wasi:keyvalue/store.set", ());
+operation!(KeyValue, Set, "wasi:keyvalue/store.set", ());
 
 /// `store.bucket.delete`: removes `key`; removing a missing key succeeds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +110,7 @@ pub struct Delete {
     /// The key.
     pub key: String,
 }
-operation!(Delete, "wasi:keyvalue/store.delete", ());
+operation!(KeyValue, Delete, "wasi:keyvalue/store.delete", ());
 
 /// `store.bucket.exists`: whether `key` has a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +120,7 @@ pub struct Exists {
     /// The key.
     pub key: String,
 }
-operation!(Exists, "wasi:keyvalue/store.exists", bool);
+operation!(KeyValue, Exists, "wasi:keyvalue/store.exists", bool);
 
 /// `store.bucket.list-keys`: one page of keys, in sorted order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +130,11 @@ pub struct ListKeys {
     /// Cursor from a previous page; `None` for the first.
     pub cursor: Option<u64>,
 }
-operation!(ListKeys, "wasi:keyvalue/store.list-keys", KeyPage);
+operation!(KeyValue, ListKeys, "wasi:keyvalue/store.list-keys", KeyPage);
+
+/// Keys per `list-keys` page that [`KeyPage::of_sorted`] makes. Defaults
+/// to 1,000.
+pub const LIST_PAGE_SIZE: usize = 1_000;
 
 /// One page of keys, as the WIT `key-response`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +143,35 @@ pub struct KeyPage {
     pub keys: Vec<String>,
     /// Cursor of the next page; `None` at the end.
     pub cursor: Option<u64>,
+}
+
+impl KeyPage {
+    /// The page of at most [`LIST_PAGE_SIZE`] keys of `keys` (all the keys,
+    /// sorted) that starts at index `cursor` (0 when `None`); its cursor is
+    /// the index of the next key, if any. A cursor past the end gives an
+    /// empty last page.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis_protocol::contracts::keyvalue::{KeyPage, LIST_PAGE_SIZE};
+    ///
+    /// let keys: Vec<String> = (0..LIST_PAGE_SIZE + 1).map(|i| format!("{i:05}")).collect();
+    /// let first = KeyPage::of_sorted(keys.clone(), None);
+    /// assert_eq!((first.keys.len(), first.cursor), (LIST_PAGE_SIZE, Some(LIST_PAGE_SIZE as u64)));
+    /// let last = KeyPage::of_sorted(keys, first.cursor);
+    /// assert_eq!((last.keys, last.cursor), (vec![format!("{LIST_PAGE_SIZE:05}")], None));
+    /// ```
+    pub fn of_sorted(mut keys: Vec<String>, cursor: Option<u64>) -> Self {
+        let start = usize::try_from(cursor.unwrap_or(0))
+            .unwrap_or(usize::MAX)
+            .min(keys.len());
+        let end = start.saturating_add(LIST_PAGE_SIZE).min(keys.len());
+        let next = (end < keys.len()).then(|| u64::try_from(end).unwrap_or(u64::MAX));
+        keys.truncate(end);
+        keys.drain(..start);
+        KeyPage { keys, cursor: next }
+    }
 }
 
 /// `atomics.increment`: adds `delta` to the number stored under `key`
@@ -165,7 +185,7 @@ pub struct Increment {
     /// Amount to add.
     pub delta: u64,
 }
-operation!(Increment, "wasi:keyvalue/atomics.increment", u64);
+operation!(KeyValue, Increment, "wasi:keyvalue/atomics.increment", u64);
 
 /// `batch.get-many`: the values of several keys, in request order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +196,7 @@ pub struct GetMany {
     pub keys: Vec<String>,
 }
 operation!(
+    KeyValue,
     GetMany,
     "wasi:keyvalue/batch.get-many",
     Vec<(String, Option<ByteBuf>)>
@@ -189,7 +210,7 @@ pub struct SetMany {
     /// Keys and values.
     pub entries: Vec<(String, ByteBuf)>,
 }
-operation!(SetMany, "wasi:keyvalue/batch.set-many", ());
+operation!(KeyValue, SetMany, "wasi:keyvalue/batch.set-many", ());
 
 /// `batch.delete-many`: removes several keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,90 +220,23 @@ pub struct DeleteMany {
     /// The keys.
     pub keys: Vec<String>,
 }
-operation!(DeleteMany, "wasi:keyvalue/batch.delete-many", ());
+operation!(KeyValue, DeleteMany, "wasi:keyvalue/batch.delete-many", ());
 
-/// What a key-value provider implements: one method per operation, each
-/// given the provider's state for the caller's link (`Self::Link`, what
-/// the provider made of the link definition: a connection, a prefix).
-pub trait Handler: Send + Sync {
-    /// The provider's state for one link.
-    type Link: Send + Sync;
-
-    /// [`Get`].
-    fn get(&self, link: &Self::Link, request: Get) -> impl Future<Output = Answer<Get>> + Send;
-    /// [`Set`].
-    fn set(&self, link: &Self::Link, request: Set) -> impl Future<Output = Answer<Set>> + Send;
-    /// [`Delete`].
-    fn delete(
-        &self,
-        link: &Self::Link,
-        request: Delete,
-    ) -> impl Future<Output = Answer<Delete>> + Send;
-    /// [`Exists`].
-    fn exists(
-        &self,
-        link: &Self::Link,
-        request: Exists,
-    ) -> impl Future<Output = Answer<Exists>> + Send;
-    /// [`ListKeys`].
-    fn list_keys(
-        &self,
-        link: &Self::Link,
-        request: ListKeys,
-    ) -> impl Future<Output = Answer<ListKeys>> + Send;
-    /// [`Increment`].
-    fn increment(
-        &self,
-        link: &Self::Link,
-        request: Increment,
-    ) -> impl Future<Output = Answer<Increment>> + Send;
-    /// [`GetMany`].
-    fn get_many(
-        &self,
-        link: &Self::Link,
-        request: GetMany,
-    ) -> impl Future<Output = Answer<GetMany>> + Send;
-    /// [`SetMany`].
-    fn set_many(
-        &self,
-        link: &Self::Link,
-        request: SetMany,
-    ) -> impl Future<Output = Answer<SetMany>> + Send;
-    /// [`DeleteMany`].
-    fn delete_many(
-        &self,
-        link: &Self::Link,
-        request: DeleteMany,
-    ) -> impl Future<Output = Answer<DeleteMany>> + Send;
-}
-
-/// Serves one `wasi:keyvalue` invocation with `handler`: decodes the
-/// request named by `operation`, calls the handler's method and encodes its
-/// answer.
-///
-/// # Errors
-///
-/// [`RpcErrorKind::NotFound`] for an operation the contract does not have;
-/// [`RpcErrorKind::BadRequest`] for a payload that is not its request.
-pub async fn dispatch<H: Handler>(
-    handler: &H,
-    link: &H::Link,
-    operation: &str,
-    payload: &[u8],
-    limits: &DecodeLimits,
-) -> Result<Vec<u8>, RpcError> {
-    match operation {
-        Get::NAME => serve_operation(payload, limits, |r| handler.get(link, r)).await,
-        Set::NAME => serve_operation(payload, limits, |r| handler.set(link, r)).await,
-        Delete::NAME => serve_operation(payload, limits, |r| handler.delete(link, r)).await,
-        Exists::NAME => serve_operation(payload, limits, |r| handler.exists(link, r)).await,
-        ListKeys::NAME => serve_operation(payload, limits, |r| handler.list_keys(link, r)).await,
-        Increment::NAME => serve_operation(payload, limits, |r| handler.increment(link, r)).await,
-        GetMany::NAME => serve_operation(payload, limits, |r| handler.get_many(link, r)).await,
-        SetMany::NAME => serve_operation(payload, limits, |r| handler.set_many(link, r)).await,
-        DeleteMany::NAME => {
-            serve_operation(payload, limits, |r| handler.delete_many(link, r)).await
-        }
-        other => Err(unknown_operation(KeyValue::ID, other)),
+handler! {
+    /// What a key-value provider implements: one method per operation, each
+    /// given the provider's state for the caller's link (`Self::Link`, what
+    /// the provider made of the link definition: a connection, a prefix).
+    contract: KeyValue,
+    link: "The provider's state for one link.",
+    operations: {
+        Get => get,
+        Set => set,
+        Delete => delete,
+        Exists => exists,
+        ListKeys => list_keys,
+        Increment => increment,
+        GetMany => get_many,
+        SetMany => set_many,
+        DeleteMany => delete_many,
     }
 }

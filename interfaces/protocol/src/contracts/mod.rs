@@ -60,6 +60,78 @@ use serde::de::DeserializeOwned;
 use crate::codec::{DecodeLimits, decode_msgpack, encode_msgpack};
 use crate::invocation::{RpcError, RpcErrorKind};
 
+/// Implements [`Operation`] for request type `$ty` of `$contract`, named
+/// `$name`, answered with `$output`.
+macro_rules! operation {
+    ($contract:ident, $ty:ident, $name:literal, $output:ty) => {
+        impl $crate::contracts::Operation for $ty {
+            type Contract = $contract;
+            type Output = $output;
+            const NAME: &'static str = $name;
+        }
+    };
+}
+
+/// Declares a contract's server side from one list of operations: a
+/// `Handler` trait with one method per operation (given the provider's
+/// state for the caller's link), and `dispatch`, which decodes the request
+/// an operation name stands for, calls the method and encodes its answer.
+/// Adding an operation to a contract adds it to both.
+macro_rules! handler {
+    (
+        $(#[$doc:meta])*
+        contract: $contract:ident,
+        link: $link_doc:literal,
+        operations: { $( $op:ident => $method:ident ),+ $(,)? }
+    ) => {
+        $(#[$doc])*
+        pub trait Handler: Send + Sync {
+            #[doc = $link_doc]
+            type Link: Send + Sync;
+
+            $(
+                #[doc = concat!("[`", stringify!($op), "`].")]
+                fn $method(
+                    &self,
+                    link: &Self::Link,
+                    request: $op,
+                ) -> impl std::future::Future<Output = $crate::contracts::Answer<$op>> + Send;
+            )+
+        }
+
+        #[doc = concat!("Serves one `", stringify!($contract), "` invocation with `handler`: decodes")]
+        /// the request named by `operation`, calls the handler's method and
+        /// encodes its answer.
+        ///
+        /// # Errors
+        ///
+        /// [`RpcErrorKind::NotFound`](crate::RpcErrorKind::NotFound) for an
+        /// operation the contract does not have;
+        /// [`RpcErrorKind::BadRequest`](crate::RpcErrorKind::BadRequest) for
+        /// a payload that is not its request.
+        pub async fn dispatch<H: Handler>(
+            handler: &H,
+            link: &H::Link,
+            operation: &str,
+            payload: &[u8],
+            limits: &$crate::codec::DecodeLimits,
+        ) -> Result<Vec<u8>, $crate::invocation::RpcError> {
+            use $crate::contracts::{Contract as _, Operation as _};
+            match operation {
+                $(
+                    $op::NAME => {
+                        $crate::contracts::serve_operation(payload, limits, |r| {
+                            handler.$method(link, r)
+                        })
+                        .await
+                    }
+                )+
+                other => Err($crate::contracts::unknown_operation($contract::ID, other)),
+            }
+        }
+    };
+}
+
 pub mod http;
 pub mod keyvalue;
 pub mod sqldb;

@@ -9,12 +9,9 @@
 //! Every answer is `Result<output, SqlError>` (see the [error
 //! convention](super)).
 
-use std::future::Future;
-
 use serde::{Deserialize, Serialize};
 
-use super::{Answer, Contract, ContractError, Operation, serve_operation, unknown_operation};
-use crate::codec::DecodeLimits;
+use super::{Contract, ContractError};
 use crate::invocation::{RpcError, RpcErrorKind};
 
 /// The `trellis:sqldb` contract.
@@ -31,22 +28,14 @@ impl Contract for SqlDb {
 #[serde(transparent)]
 pub struct Query(pub SqlRequest);
 
-impl Operation for Query {
-    type Contract = SqlDb;
-    type Output = SqlRows;
-    const NAME: &'static str = "trellis:sqldb/query.query";
-}
+operation!(SqlDb, Query, "trellis:sqldb/query.query", SqlRows);
 
 /// `execute`: runs a statement and returns the number of rows affected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Execute(pub SqlRequest);
 
-impl Operation for Execute {
-    type Contract = SqlDb;
-    type Output = u64;
-    const NAME: &'static str = "trellis:sqldb/query.execute";
-}
+operation!(SqlDb, Execute, "trellis:sqldb/query.execute", u64);
 
 /// A typed SQL value, as in the WIT `pg-value` variant. Text forms of
 /// numeric, uuid, date, time and timestamps are those PostgreSQL prints.
@@ -156,41 +145,12 @@ impl ContractError for SqlError {
     }
 }
 
-/// What a SQL provider implements, given its state for the caller's link.
-pub trait Handler: Send + Sync {
-    /// The provider's state for one link (its pool).
-    type Link: Send + Sync;
-
-    /// [`Query`].
-    fn query(
-        &self,
-        link: &Self::Link,
-        request: Query,
-    ) -> impl Future<Output = Answer<Query>> + Send;
-    /// [`Execute`].
-    fn execute(
-        &self,
-        link: &Self::Link,
-        request: Execute,
-    ) -> impl Future<Output = Answer<Execute>> + Send;
-}
-
-/// Serves one `trellis:sqldb` invocation with `handler`.
-///
-/// # Errors
-///
-/// [`RpcErrorKind::NotFound`] for an operation the contract does not have;
-/// [`RpcErrorKind::BadRequest`] for a payload that is not its request.
-pub async fn dispatch<H: Handler>(
-    handler: &H,
-    link: &H::Link,
-    operation: &str,
-    payload: &[u8],
-    limits: &DecodeLimits,
-) -> Result<Vec<u8>, RpcError> {
-    match operation {
-        Query::NAME => serve_operation(payload, limits, |r| handler.query(link, r)).await,
-        Execute::NAME => serve_operation(payload, limits, |r| handler.execute(link, r)).await,
-        other => Err(unknown_operation(SqlDb::ID, other)),
+handler! {
+    /// What a SQL provider implements, given its state for the caller's link.
+    contract: SqlDb,
+    link: "The provider's state for one link (its pool).",
+    operations: {
+        Query => query,
+        Execute => execute,
     }
 }
