@@ -202,22 +202,10 @@ fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
             "\nModule hash:  {}",
             inspection.actual_module_hash
         ));
-        match &result {
-            Ok(_) if inspection.issuer_trust_checked => {
-                text.push_str("\nVerified:     yes (trusted issuer)")
-            }
-            Ok(_) => text.push_str(
-                "\nVerified:     yes (issuer not checked against a trust list; pass --trust)",
-            ),
-            Err(e) => text.push_str(&format!("\nVerified:     NO — {e}")),
-        }
+        text.push_str(&crate::output::verdict(&result, inspection.issuer_trust_checked, 14).0);
         text
     })?;
-    Ok(if result.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::output::verdict(&result, inspection.issuer_trust_checked, 14).1)
 }
 
 fn describe(claims: &Claims<ActorMetadata>) -> String {

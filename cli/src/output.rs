@@ -107,3 +107,28 @@ pub fn rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .to_string()
 }
+
+/// The `Verified:` line of an inspection (`trellis claims inspect`,
+/// `trellis par inspect`), with its value starting at column `column`,
+/// and the exit code that goes with the result.
+pub fn verdict<T, E: std::fmt::Display>(
+    result: &Result<T, E>,
+    trust_checked: bool,
+    column: usize,
+) -> (String, std::process::ExitCode) {
+    let label = format!("{:<column$}", "Verified:");
+    match result {
+        Ok(_) if trust_checked => (
+            format!("\n{label}yes (trusted issuer)"),
+            std::process::ExitCode::SUCCESS,
+        ),
+        Ok(_) => (
+            format!("\n{label}yes (issuer not checked against a trust list; pass --trust)"),
+            std::process::ExitCode::SUCCESS,
+        ),
+        Err(e) => (
+            format!("\n{label}NO — {e}"),
+            std::process::ExitCode::FAILURE,
+        ),
+    }
+}
