@@ -24,6 +24,9 @@ use crate::runtime::{ActorComponent, Capabilities, CapabilityContext, Runtime};
 pub struct LoadedActor {
     /// Its verified claims.
     pub claims: Claims<ActorMetadata>,
+    /// The claims as signed: the JWT embedded in the module, stored in the
+    /// lattice bucket so that every host can verify it again.
+    pub token: String,
     /// Where it came from.
     pub image_ref: String,
     /// The compiled component.
@@ -57,12 +60,14 @@ pub async fn load(
     }
     trellis_claims::wasm::binary_kind(&wasm)?;
     let claims = verify_actor(&wasm, trust)?;
+    let token = trellis_claims::wasm::extract_token(&wasm)?.unwrap_or_default();
     let component = runtime
         .prepare(Arc::new(wasm), &claims.trellis.module_hash)
         .await?;
     let caps = Arc::new(claims.trellis.caps.iter().cloned().collect());
     Ok(LoadedActor {
         claims,
+        token,
         image_ref,
         component,
         caps,
@@ -176,6 +181,11 @@ impl RunningActor {
     /// The module hash of the current module.
     pub fn module_hash(&self) -> String {
         self.current().loaded.claims.trellis.module_hash.clone()
+    }
+
+    /// The signed claims (JWT) of its current module.
+    pub fn claims_token(&self) -> String {
+        self.current().loaded.token.clone()
     }
 
     /// Invocations answered successfully so far.

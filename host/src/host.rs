@@ -182,12 +182,7 @@ impl Host {
 
     async fn spawn_background(&self) -> Result<()> {
         let stop = self.inner.stop_tx.subscribe();
-        tokio::spawn(crate::lattice_data::watch(
-            self.inner.bucket.clone(),
-            self.inner.client.clone(),
-            self.inner.lattice.clone(),
-            self.inner.id.clone(),
-        ));
+        tokio::spawn(crate::lattice_data::watch(self.clone()));
         crate::control::spawn(self.clone()).await?;
         let host = self.clone();
         tokio::spawn(async move {
@@ -255,13 +250,16 @@ impl Host {
         if let Ok(mut labels) = self.inner.labels.write() {
             labels.insert(key.to_owned(), value.to_owned());
         }
+        self.labels_changed().await;
+        Ok(())
+    }
+
+    async fn labels_changed(&self) {
+        let labels = self.labels();
         self.inner
             .events
-            .publish(LabelsChangedData {
-                labels: self.labels(),
-            })
+            .publish(LabelsChangedData { labels })
             .await;
-        Ok(())
     }
 
     /// Deletes a label.
@@ -289,12 +287,7 @@ impl Host {
                 format!("label {key} is not set"),
             ));
         }
-        self.inner
-            .events
-            .publish(LabelsChangedData {
-                labels: self.labels(),
-            })
-            .await;
+        self.labels_changed().await;
         Ok(())
     }
 
@@ -435,7 +428,7 @@ impl Host {
                 .await;
             return Ok(description);
         }
-        crate::lattice_data::put_claims(&self.inner.bucket, &id, &loaded.claims).await?;
+        crate::lattice_data::put_claims(&self.inner.bucket, &id, &loaded.token).await?;
         let subject = self
             .inner
             .lattice
@@ -522,11 +515,11 @@ impl Host {
                 ),
             ));
         }
-        let claims = loaded.claims.clone();
+        let token = loaded.token.clone();
         let actors = self.inner.actors.lock().await;
         let actor = actors.get(actor_id).ok_or_else(|| not_running(actor_id))?;
         actor.update(loaded);
-        crate::lattice_data::put_claims(&self.inner.bucket, actor_id, &claims).await?;
+        crate::lattice_data::put_claims(&self.inner.bucket, actor_id, &token).await?;
         let description = actor.describe();
         drop(actors);
         self.inner
@@ -565,7 +558,7 @@ impl Host {
     ///
     /// [`ErrorKind::BadRequest`] for an invalid link, [`ErrorKind::Nats`].
     pub async fn put_link(&self, link: LinkDefinition) -> Result<()> {
-        crate::lattice_data::put_link(&self.inner.bucket, &link).await?;
+        crate::lattice_data::put_link(&self.inner.bucket, &self.inner.cluster, &link).await?;
         // Apply locally at once, so that this host's actors see it before the watch echoes it.
         self.inner.client.put_link(link.clone());
         self.notify_provider(&link, LinkChange::Put).await;
@@ -877,23 +870,9 @@ impl Host {
             return;
         }
         let drain = drain.unwrap_or(self.inner.config.drain_timeout);
-        let actors: Vec<Arc<RunningActor>> = self
-            .inner
-            .actors
-            .lock()
-            .await
-            .drain()
-            .map(|(_, a)| a)
-            .collect();
+        let actors = take_all(&self.inner.actors).await;
         futures::future::join_all(actors.iter().map(|a| a.stop(drain))).await;
-        let providers: Vec<Arc<RunningProvider>> = self
-            .inner
-            .providers
-            .lock()
-            .await
-            .drain()
-            .map(|(_, p)| p)
-            .collect();
+        let providers = take_all(&self.inner.providers).await;
         futures::future::join_all(providers.iter().map(|p| p.stop())).await;
         self.inner.events.publish(HostStoppedData {}).await;
         let _ = tokio::time::timeout(
@@ -921,4 +900,9 @@ fn not_running(actor_id: &str) -> Error {
         ErrorKind::NotFound,
         format!("actor {actor_id} does not run on this host"),
     )
+}
+
+/// Empties `map`, returning what it held.
+async fn take_all<K, V>(map: &Mutex<HashMap<K, Arc<V>>>) -> Vec<Arc<V>> {
+    map.lock().await.drain().map(|(_, v)| v).collect()
 }

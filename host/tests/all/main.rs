@@ -16,6 +16,7 @@ mod control;
 mod ctl_security;
 mod denials;
 mod events;
+mod lattice_data;
 mod limits;
 mod nats_restart;
 mod standalone;

@@ -24,8 +24,8 @@ mod data;
 pub use data::{
     ActorFailedData, ActorScaledData, ActorStartedData, ActorStoppedData, ActorUpdatedData,
     HealthCheckFailedData, HealthCheckPassedData, HostStartedData, HostStoppedData,
-    LabelsChangedData, LinkDeletedData, LinkSetData, ProviderFailedData, ProviderInstance,
-    ProviderStart, ProviderStartedData, ProviderStoppedData,
+    LabelsChangedData, LatticeDataRejectedData, LinkDeletedData, LinkSetData, ProviderFailedData,
+    ProviderInstance, ProviderStart, ProviderStartedData, ProviderStoppedData,
 };
 
 /// Value of the `specversion` attribute.
@@ -75,11 +75,15 @@ pub enum EventType {
     HealthCheckFailed,
     /// A host's labels changed; data [`LabelsChangedData`].
     LabelsChanged,
+    /// A host ignored an entry of the lattice bucket that is unsigned,
+    /// tampered or signed by an issuer it does not trust; data
+    /// [`LatticeDataRejectedData`].
+    LatticeDataRejected,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::HostStarted,
         EventType::HostStopped,
         EventType::HostHeartbeat,
@@ -96,6 +100,7 @@ impl EventType {
         EventType::HealthCheckPassed,
         EventType::HealthCheckFailed,
         EventType::LabelsChanged,
+        EventType::LatticeDataRejected,
     ];
 
     /// The snake_case token used in subjects, e.g. `actor_started`.
@@ -117,6 +122,7 @@ impl EventType {
             EventType::HealthCheckPassed => "health_check_passed",
             EventType::HealthCheckFailed => "health_check_failed",
             EventType::LabelsChanged => "labels_changed",
+            EventType::LatticeDataRejected => "lattice_data_rejected",
         }
     }
 

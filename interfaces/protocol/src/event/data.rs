@@ -203,6 +203,19 @@ pub struct HealthCheckFailedData {
     pub message: String,
 }
 
+/// `lattice_data_rejected`: a host ignored an entry of the lattice bucket
+/// (`docs/protocol.md` §6.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatticeDataRejectedData {
+    /// The entry's key, e.g. `link.M….wasi:keyvalue.default`.
+    pub key: String,
+    /// The failed check's code (`docs/protocol.md` §9.7), e.g.
+    /// `malformed` for an unsigned entry, `untrusted_issuer` or
+    /// `bad_signature`; or `wrong_key` for a signed entry stored under
+    /// another key than its own.
+    pub reason: String,
+}
+
 macro_rules! event_data {
     ($($data:ty => $ty:ident),* $(,)?) => {
         $(impl EventData for $data {
@@ -228,4 +241,5 @@ event_data! {
     HealthCheckPassedData => HealthCheckPassed,
     HealthCheckFailedData => HealthCheckFailed,
     LabelsChangedData => LabelsChanged,
+    LatticeDataRejectedData => LatticeDataRejected,
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use trellis_protocol::event::{
     ActorFailedData, ActorScaledData, ActorStartedData, ActorStoppedData, ActorUpdatedData,
     HealthCheckFailedData, HealthCheckPassedData, HostStartedData, HostStoppedData,
-    LabelsChangedData, LinkDeletedData, LinkSetData, ProviderFailedData, ProviderStartedData,
-    ProviderStoppedData,
+    LabelsChangedData, LatticeDataRejectedData, LinkDeletedData, LinkSetData, ProviderFailedData,
+    ProviderStartedData, ProviderStoppedData,
 };
 use trellis_protocol::subject::{CTL_PREFIX, CtlOperation};
 use trellis_protocol::{EventData, EventType, Heartbeat};
@@ -162,6 +162,7 @@ fn data_types() -> Vec<(EventType, &'static str)> {
         entry::<HealthCheckPassedData>(),
         entry::<HealthCheckFailedData>(),
         entry::<LabelsChangedData>(),
+        entry::<LatticeDataRejectedData>(),
     ]
 }
 

@@ -9,8 +9,8 @@ use serde_json::json;
 use trellis_protocol::event::{
     ActorFailedData, ActorScaledData, ActorStartedData, ActorStoppedData, ActorUpdatedData,
     HealthCheckFailedData, HealthCheckPassedData, HostStartedData, HostStoppedData,
-    LabelsChangedData, LinkDeletedData, LinkSetData, ProviderFailedData, ProviderInstance,
-    ProviderStart, ProviderStartedData, ProviderStoppedData,
+    LabelsChangedData, LatticeDataRejectedData, LinkDeletedData, LinkSetData, ProviderFailedData,
+    ProviderInstance, ProviderStart, ProviderStartedData, ProviderStoppedData,
 };
 use trellis_protocol::{
     ActorDescription, CloudEvent, ContractId, DecodeError, DecodeLimits, EventData, EventType,
@@ -167,6 +167,13 @@ fn every_event_type_has_data_with_a_golden_vector() {
         golden(
             LabelsChangedData { labels: labels() },
             r#"{"labels":{"hostcore.os":"linux","zone":"eu-1"}}"#,
+        ),
+        golden(
+            LatticeDataRejectedData {
+                key: "link.MACTOR.wasi.keyvalue.default".into(),
+                reason: "untrusted_issuer".into(),
+            },
+            r#"{"key":"link.MACTOR.wasi.keyvalue.default","reason":"untrusted_issuer"}"#,
         ),
     ];
     let checked: BTreeSet<&str> = checked.iter().map(|t| t.as_str()).collect();
