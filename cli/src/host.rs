@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use trellis_host::policy::PolicyConfig;
 use trellis_host::{Host, HostConfig, NatsConfig};
 use trellis_protocol::provider::{NatsAuth, NatsTls};
 
@@ -73,6 +74,17 @@ pub struct HostArgs {
         value_delimiter = ','
     )]
     pub allow_dirs: Vec<std::path::PathBuf>,
+    /// NATS subject of a policy service to ask before every actor and
+    /// provider start, link put and (cached) invocation; fail-closed.
+    /// Defaults to none.
+    #[arg(long, env = "TRELLIS_POLICY_SUBJECT")]
+    pub policy_subject: Option<String>,
+    /// How long a policy decision may take before it counts as a denial.
+    #[arg(long, env = "TRELLIS_POLICY_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub policy_timeout: Duration,
+    /// How long a policy decision is reused.
+    #[arg(long, env = "TRELLIS_POLICY_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub policy_cache_ttl: Duration,
     /// Operator public key (`O…`), a control issuer whose control
     /// credentials are accepted. Repeat for several. Without one, every
     /// control request is refused.
@@ -152,6 +164,11 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
         trusted_issuers: args.trusted_issuers.clone(),
         ctl_issuers: args.ctl_issuers.clone(),
         artifact_dirs: args.allow_dirs.clone(),
+        policy: args.policy_subject.as_ref().map(|subject| PolicyConfig {
+            timeout: args.policy_timeout,
+            cache_ttl: args.policy_cache_ttl,
+            ..PolicyConfig::new(subject.clone())
+        }),
         labels: labels
             .into_iter()
             .filter(|(k, _)| !k.starts_with(trellis_host::labels::BUILTIN_PREFIX))

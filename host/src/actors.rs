@@ -19,6 +19,7 @@ use trellis_protocol::{ActorDescription, Invocation, RpcError, RpcErrorKind};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::{ActorComponent, Capabilities, CapabilityContext, Runtime};
+use trellis_protocol::policy::{PolicyAction, PolicyRequest};
 
 /// A verified, compiled actor module.
 pub struct LoadedActor {
@@ -107,6 +108,12 @@ pub struct ServeContext {
     pub rpc_timeout: Duration,
     /// Largest reply sent, in bytes.
     pub max_payload: usize,
+    /// The policy service that decides each invocation, if one is set.
+    pub(crate) policy: Option<Arc<crate::policy::Policy>>,
+    /// The lattice, for policy requests.
+    pub(crate) lattice: String,
+    /// This host's id, for policy requests.
+    pub(crate) host_id: String,
 }
 
 impl RunningActor {
@@ -334,6 +341,21 @@ impl Service for ActorService {
         (actor, current, _): &Self::Slot,
         invocation: Invocation,
     ) -> std::result::Result<Vec<u8>, RpcError> {
+        if let Some(policy) = &self.ctx.policy {
+            let request = PolicyRequest {
+                lattice: self.ctx.lattice.clone(),
+                host_id: self.ctx.host_id.clone(),
+                action: PolicyAction::Invocation {
+                    origin: invocation.origin.id.clone(),
+                    target: invocation.target.id.clone(),
+                    operation: invocation.operation.clone(),
+                },
+            };
+            policy
+                .check(&request)
+                .await
+                .map_err(|e| RpcError::new(RpcErrorKind::Denied, e.to_string()))?;
+        }
         actor.answer(&self.ctx, current, invocation).await
     }
 }

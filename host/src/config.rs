@@ -163,6 +163,9 @@ pub struct HostConfig {
     pub provider_shutdown_timeout: Duration,
     /// Log filter handed to providers. Defaults to `info`.
     pub provider_log_level: String,
+    /// The policy service asked before actor and provider starts, link
+    /// puts and invocations. Defaults to none: no policy service.
+    pub policy: Option<crate::policy::PolicyConfig>,
 }
 
 impl Default for HostConfig {
@@ -191,6 +194,7 @@ impl Default for HostConfig {
             provider_restart_max_delay: Duration::from_secs(30),
             provider_shutdown_timeout: Duration::from_secs(5),
             provider_log_level: "info".to_owned(),
+            policy: None,
         }
     }
 }

@@ -80,6 +80,7 @@ fn reply_bytes<T: Serialize>(result: Result<T>) -> Vec<u8> {
                 ErrorKind::BadRequest | ErrorKind::Config => CtlFailure::BadRequest,
                 ErrorKind::NotFound => CtlFailure::NotFound,
                 ErrorKind::Conflict => CtlFailure::Conflict,
+                ErrorKind::Denied => CtlFailure::Denied,
                 _ => CtlFailure::Failed,
             };
             CtlReply::<()>::refused(kind, e.to_string()).encode()

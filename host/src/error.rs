@@ -28,6 +28,8 @@ pub enum ErrorKind {
     Timeout,
     /// The host is shutting down.
     ShuttingDown,
+    /// The policy service denied the action, or could not be asked.
+    Denied,
 }
 
 /// An error from the host: a kind to match on and the error that caused it

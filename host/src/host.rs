@@ -29,6 +29,7 @@ use crate::events::EventPublisher;
 use crate::providers::{LinkChange, RunningProvider};
 use crate::rpc::LatticeClient;
 use crate::runtime::Runtime;
+use trellis_protocol::policy::{PolicyAction, PolicyRequest};
 
 pub(crate) struct HostInner {
     pub(crate) id: String,
@@ -47,6 +48,8 @@ pub(crate) struct HostInner {
     pub(crate) cluster_issuers: Vec<String>,
     /// Checks control requests against [`HostConfig::ctl_issuers`].
     pub(crate) ctl_verifier: InvocationVerifier,
+    /// The policy service, if one is configured.
+    pub(crate) policy: Option<Arc<crate::policy::Policy>>,
     pub(crate) started: Instant,
     pub(crate) stop_tx: watch::Sender<bool>,
 }
@@ -124,6 +127,10 @@ impl Host {
             config.provider_call_timeout,
         ));
         let runtime = Arc::new(Runtime::new(config.limits.clone())?);
+        let policy = config
+            .policy
+            .clone()
+            .map(|p| Arc::new(crate::policy::Policy::new(nats.clone(), p)));
         let serve = ServeContext {
             runtime,
             capabilities: client.clone(),
@@ -131,6 +138,9 @@ impl Host {
             nats: nats.clone(),
             rpc_timeout: config.rpc_timeout,
             max_payload,
+            policy: policy.clone(),
+            lattice: lattice.to_string(),
+            host_id: id.clone(),
         };
         let trust = VerifyOptions::trusting(config.trusted_issuers.iter().cloned());
         let events = EventPublisher::new(
@@ -165,6 +175,7 @@ impl Host {
             cluster,
             cluster_issuers: issuers,
             ctl_verifier,
+            policy,
             started: Instant::now(),
             stop_tx,
         });
@@ -252,6 +263,20 @@ impl Host {
         }
         self.labels_changed().await;
         Ok(())
+    }
+
+    /// Asks the policy service, if one is configured, whether this host
+    /// may do `action`.
+    async fn ask_policy(&self, action: PolicyAction) -> Result<()> {
+        let Some(policy) = &self.inner.policy else {
+            return Ok(());
+        };
+        let request = PolicyRequest {
+            lattice: self.inner.lattice.to_string(),
+            host_id: self.inner.id.clone(),
+            action,
+        };
+        policy.check(&request).await
     }
 
     async fn labels_changed(&self) {
@@ -411,6 +436,13 @@ impl Host {
             }
         };
         let id = loaded.claims.sub.clone();
+        self.ask_policy(PolicyAction::ActorStart {
+            actor_id: id.clone(),
+            issuer: loaded.claims.iss.clone(),
+            name: loaded.claims.trellis.name.clone(),
+            caps: loaded.claims.trellis.caps.clone(),
+        })
+        .await?;
         let mut actors = self.inner.actors.lock().await;
         if let Some(existing) = actors.get(&id) {
             if existing.module_hash() != loaded.claims.trellis.module_hash {
@@ -558,6 +590,13 @@ impl Host {
     ///
     /// [`ErrorKind::BadRequest`] for an invalid link, [`ErrorKind::Nats`].
     pub async fn put_link(&self, link: LinkDefinition) -> Result<()> {
+        self.ask_policy(PolicyAction::LinkPut {
+            actor_id: link.actor_id.clone(),
+            contract_id: link.contract_id.to_string(),
+            link_name: link.link_name.clone(),
+            provider_id: link.provider_id.clone(),
+        })
+        .await?;
         crate::lattice_data::put_link(&self.inner.bucket, &self.inner.cluster, &link).await?;
         // Apply locally at once, so that this host's actors see it before the watch echoes it.
         self.inner.client.put_link(link.clone());
@@ -638,7 +677,7 @@ impl Host {
         )
         .map_err(|e| bad(e.to_string()))?;
         let cfg = &self.inner.config;
-        let (binary, description) = if provider_ref.ends_with(".par.gz")
+        let (binary, description, issuer) = if provider_ref.ends_with(".par.gz")
             || provider_ref.ends_with(".par")
         {
             let (binary, claims) = crate::providers::unpack(
@@ -659,7 +698,7 @@ impl Host {
                 revision: claims.trellis.rev,
                 annotations,
             };
-            (binary, description)
+            (binary, description, claims.iss.clone())
         } else if cfg.dev_mode {
             let contract_id = crate::providers::dev_contract(&config)?;
             crate::artifacts::open(provider_ref, &cfg.artifact_dirs)?;
@@ -682,12 +721,20 @@ impl Host {
                 revision: 0,
                 annotations,
             };
-            (binary, description)
+            (binary, description, String::new())
         } else {
             return Err(bad(format!(
                 "{provider_ref} is not a provider archive (.par.gz); plain binaries run only in development mode"
             )));
         };
+        self.ask_policy(PolicyAction::ProviderStart {
+            provider_id: description.id.clone(),
+            issuer,
+            name: description.name.clone(),
+            contract_id: description.contract_id.to_string(),
+            link_name: link_name.to_owned(),
+        })
+        .await?;
         let key = (description.id.clone(), link_name.to_owned());
         let mut providers = self.inner.providers.lock().await;
         if providers.contains_key(&key) {

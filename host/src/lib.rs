@@ -25,6 +25,8 @@
 //! - [`lattice_data`]: links in the lattice's JetStream bucket.
 //! - [`events`]: CloudEvents on `trellis.evt.{lattice}.{type}`.
 //! - [`labels`]: host labels.
+//! - [`policy`]: the optional policy service, asked before starts, link
+//!   puts and invocations.
 //!
 //! # Examples
 //!
@@ -53,6 +55,7 @@ pub mod events;
 mod host;
 pub mod labels;
 pub mod lattice_data;
+pub mod policy;
 pub mod providers;
 pub mod rpc;
 pub mod runtime;

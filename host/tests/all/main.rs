@@ -19,6 +19,7 @@ mod events;
 mod lattice_data;
 mod limits;
 mod nats_restart;
+mod policy;
 mod standalone;
 
 use std::collections::BTreeMap;

@@ -41,6 +41,7 @@ pub mod event;
 pub mod host;
 pub mod invocation;
 pub mod link;
+pub mod policy;
 pub mod provider;
 pub mod subject;
 
