@@ -1,13 +1,17 @@
 //! Per-invocation security costs: signing an invocation token (the sender)
 //! and verifying it (the receiver: credential, signature, binding to the
-//! invocation and replay check), for a 1 KiB payload.
+//! invocation and replay check), for a 1 KiB payload; and the same for the
+//! control plane's added checks: a control request (token bound to its
+//! subject, operator-issued credential, scope) and a host's signed event.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use trellis_claims::invocation::{InvocationVerifier, VerifierSettings};
+use trellis_claims::invocation::{
+    CtlScope, InvocationSigner, InvocationVerifier, VerifierSettings, issue_control_credential,
+};
 use trellis_claims::keys::{KeyKind, generate};
 
 fn invocation(c: &mut Criterion) {
@@ -51,5 +55,67 @@ fn invocation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, invocation);
+fn control(c: &mut Criterion) {
+    let operator = generate(KeyKind::Operator);
+    let user = generate(KeyKind::User);
+    let credential = issue_control_credential(
+        &operator,
+        &user.public_key(),
+        common::LATTICE,
+        CtlScope::Full,
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap();
+    let client =
+        InvocationSigner::new(user, credential, std::time::Duration::from_secs(30)).unwrap();
+    let verifier = InvocationVerifier::control(
+        common::LATTICE,
+        [operator.public_key()],
+        VerifierSettings::default(),
+    );
+    let subject = "trellis.ctl.v1.bench.link.put";
+    let body = vec![7u8; 512];
+    c.bench_function("verify a control request (512 B body)", |b| {
+        b.iter_batched(
+            || client.sign_control(subject, "link.put", &body).unwrap(),
+            |token| {
+                verifier
+                    .verify_control(&token, subject, "link.put", &body)
+                    .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    let (cluster, host) = common::host_signer();
+    let events = InvocationVerifier::new(
+        common::LATTICE,
+        [cluster.public_key()],
+        VerifierSettings::default(),
+    );
+    let subject = "trellis.evt.bench.host_heartbeat";
+    let event = vec![7u8; 1024];
+    c.bench_function("sign a host event (1 KiB)", |b| {
+        b.iter(|| {
+            host.sign_control(subject, "host_heartbeat", &event)
+                .unwrap()
+        })
+    });
+    c.bench_function("verify a host event (1 KiB)", |b| {
+        b.iter_batched(
+            || {
+                host.sign_control(subject, "host_heartbeat", &event)
+                    .unwrap()
+            },
+            |token| {
+                events
+                    .verify_control(&token, subject, "host_heartbeat", &event)
+                    .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, invocation, control);
 criterion_main!(benches);
