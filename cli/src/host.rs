@@ -74,6 +74,15 @@ pub struct HostArgs {
         value_delimiter = ','
     )]
     pub allow_dirs: Vec<std::path::PathBuf>,
+    /// NATS credentials file of a second connection that serves the
+    /// control interface, so NATS permissions can tell control from RPC
+    /// (docs/security.md). Defaults to none: one connection.
+    #[arg(long, env = "TRELLIS_CTL_NATS_CREDENTIALS")]
+    pub ctl_nats_credentials: Option<PathBuf>,
+    /// NATS credentials file handed to the providers this host starts
+    /// (an RPC-only user) instead of the host's own.
+    #[arg(long, env = "TRELLIS_PROVIDER_NATS_CREDENTIALS")]
+    pub provider_nats_credentials: Option<PathBuf>,
     /// NATS subject of a policy service to ask before every actor and
     /// provider start, link put and (cached) invocation; fail-closed.
     /// Defaults to none.
@@ -164,6 +173,8 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
         trusted_issuers: args.trusted_issuers.clone(),
         ctl_issuers: args.ctl_issuers.clone(),
         artifact_dirs: args.allow_dirs.clone(),
+        ctl_nats_auth: args.ctl_nats_credentials.as_ref().map(credentials),
+        provider_nats_auth: args.provider_nats_credentials.as_ref().map(credentials),
         policy: args.policy_subject.as_ref().map(|subject| PolicyConfig {
             timeout: args.policy_timeout,
             cache_ttl: args.policy_cache_ttl,
@@ -190,4 +201,11 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
     }
     host.stop(None).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// NATS authentication with the credentials file at `path`.
+fn credentials(path: impl AsRef<std::path::Path>) -> NatsAuth {
+    NatsAuth::Credentials {
+        path: path.as_ref().to_string_lossy().into_owned(),
+    }
 }

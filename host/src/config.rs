@@ -98,8 +98,18 @@ impl Default for NatsConfig {
 pub struct HostConfig {
     /// Lattice to join. Defaults to `default`.
     pub lattice: String,
-    /// NATS connection.
+    /// NATS connection for RPC, the lattice bucket and events; also the
+    /// control interface unless [`HostConfig::ctl_nats_auth`] is set.
     pub nats: NatsConfig,
+    /// NATS credentials for a second connection that serves the control
+    /// interface, so that NATS permissions can tell control traffic from
+    /// RPC (as wasmCloud's `ctl_*` and `rpc_*` settings). Same servers and
+    /// TLS as [`HostConfig::nats`]. Defaults to none: one connection.
+    pub ctl_nats_auth: Option<NatsAuth>,
+    /// NATS credentials handed to the providers this host starts, in place
+    /// of the host's own: give them an RPC-only user. Defaults to none:
+    /// providers get [`HostConfig::nats`]'s credentials.
+    pub provider_nats_auth: Option<NatsAuth>,
     /// The host's seed (`SN…`). Defaults to none: a new key per start.
     pub host_seed: Option<String>,
     /// Cluster seed (`SC…`) used to issue this host's credential and those
@@ -173,6 +183,8 @@ impl Default for HostConfig {
         Self {
             lattice: trellis_protocol::Lattice::DEFAULT.to_owned(),
             nats: NatsConfig::default(),
+            ctl_nats_auth: None,
+            provider_nats_auth: None,
             host_seed: None,
             cluster_seed: None,
             cluster_issuers: Vec::new(),

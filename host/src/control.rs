@@ -33,7 +33,7 @@ pub(crate) async fn spawn(host: Host) -> Result<()> {
         .lattice
         .ctl_host_subscriptions(host.id())
         .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
-    let nats = host.inner.nats.clone();
+    let nats = host.inner.ctl_nats.clone();
     let sub_err = |e: async_nats::SubscribeError| {
         Error::new(
             ErrorKind::Nats,
@@ -118,7 +118,7 @@ async fn handle(host: Host, message: async_nats::Message) {
         },
         Err(e) => reply_bytes::<()>(Err(Error::new(ErrorKind::BadRequest, e.to_string()))),
     };
-    if let Err(e) = host.inner.nats.publish(reply, body.into()).await {
+    if let Err(e) = host.inner.ctl_nats.publish(reply, body.into()).await {
         tracing::warn!("cannot answer a control request: {e}");
     }
 }

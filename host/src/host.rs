@@ -37,6 +37,9 @@ pub(crate) struct HostInner {
     pub(crate) config: HostConfig,
     pub(crate) labels: std::sync::RwLock<BTreeMap<String, String>>,
     pub(crate) nats: async_nats::Client,
+    /// The connection serving the control interface: its own when
+    /// [`HostConfig::ctl_nats_auth`] is set, else `nats`.
+    pub(crate) ctl_nats: async_nats::Client,
     pub(crate) bucket: async_nats::jetstream::kv::Store,
     pub(crate) client: Arc<LatticeClient>,
     pub(crate) serve: ServeContext,
@@ -102,6 +105,22 @@ impl Host {
         )
         .await
         .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
+        let ctl_nats = match &config.ctl_nats_auth {
+            Some(auth) => {
+                let ctl = trellis_protocol::provider::NatsConnection {
+                    auth: auth.clone(),
+                    ..connection.clone()
+                };
+                trellis_lattice_client::connect(
+                    &ctl,
+                    &format!("trellis-host-ctl-{id}"),
+                    config.nats.request_timeout,
+                )
+                .await
+                .map_err(|e| Error::new(ErrorKind::Nats, format!("control connection: {e}")))?
+            }
+            None => nats.clone(),
+        };
         let server_max = nats.server_info().max_payload;
         let max_payload = config
             .max_payload_bytes
@@ -165,6 +184,7 @@ impl Host {
             config,
             labels: std::sync::RwLock::new(labels),
             nats,
+            ctl_nats,
             bucket,
             client,
             serve,
@@ -755,7 +775,10 @@ impl Host {
             .collect();
         let nats = NatsConnection {
             urls: cfg.nats.urls.clone(),
-            auth: cfg.nats.auth.clone(),
+            auth: cfg
+                .provider_nats_auth
+                .clone()
+                .unwrap_or_else(|| cfg.nats.auth.clone()),
             tls: cfg.nats.tls.clone(),
         };
         let host_data = crate::providers::host_data(

@@ -23,6 +23,13 @@ pub struct TestClient {
 
 impl TestClient {
     pub async fn new(url: &str, lattice: &str, cluster: &KeyPair) -> Self {
+        let nats = async_nats::connect(url).await.unwrap();
+        Self::with_nats(nats, lattice, cluster)
+    }
+
+    /// A client over an existing NATS connection (e.g. one made with a
+    /// user's credentials).
+    pub fn with_nats(nats: async_nats::Client, lattice: &str, cluster: &KeyPair) -> Self {
         let key = generate(KeyKind::Host);
         let credential = issue_credential(
             cluster,
@@ -32,7 +39,6 @@ impl TestClient {
         )
         .unwrap();
         let signer = InvocationSigner::new(key, credential, Duration::from_secs(30)).unwrap();
-        let nats = async_nats::connect(url).await.unwrap();
         Self {
             nats,
             lattice: Lattice::new(lattice).unwrap(),

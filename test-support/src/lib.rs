@@ -82,15 +82,38 @@ impl NatsServer {
     /// If nats-server is missing or does not listen within
     /// [`NATS_START_TIMEOUT`].
     pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// Starts a server with JetStream on a free port, with `config` (the
+    /// nats-server configuration format, e.g. `authorization { … }`) as
+    /// its configuration file.
+    ///
+    /// # Panics
+    ///
+    /// As [`NatsServer::start`].
+    pub fn start_with_config(config: &str) -> Self {
         Self(ServerProcess::start(Recipe {
             program: nats_server_binary(),
             args: |port, store| {
                 let (port, store) = (port.to_string(), store.display().to_string());
-                ["-a", "127.0.0.1", "-p", &port, "-js", "-sd", &store]
-                    .map(str::to_owned)
-                    .to_vec()
+                let config = format!("{store}/nats.conf");
+                [
+                    "-c",
+                    &config,
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-js",
+                    "-sd",
+                    &store,
+                ]
+                .map(str::to_owned)
+                .to_vec()
             },
             install_hint: "install it (apt-get install nats-server) or set TRELLIS_TEST_NATS_SERVER",
+            files: vec![("nats.conf", config.to_owned())],
         }))
     }
 

@@ -25,6 +25,9 @@ pub struct Recipe {
     pub args: fn(port: u16, dir: &Path) -> Vec<String>,
     /// What to tell the user when the program cannot be started.
     pub install_hint: &'static str,
+    /// Files written into the private directory before the first start:
+    /// (file name, contents), e.g. a configuration file.
+    pub files: Vec<(&'static str, String)>,
 }
 
 /// A server child process owned by one test; killed on drop.
@@ -50,6 +53,9 @@ impl ServerProcess {
             dir: tempfile::tempdir().unwrap(),
             child: None,
         };
+        for (name, contents) in &server.recipe.files {
+            std::fs::write(server.dir.path().join(name), contents).unwrap();
+        }
         server.spawn();
         server
     }
@@ -164,6 +170,7 @@ impl RedisServer {
                 .collect()
             },
             install_hint: "install it (apt-get install redis-server)",
+            files: Vec::new(),
         }))
     }
 

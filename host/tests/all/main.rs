@@ -18,6 +18,7 @@ mod denials;
 mod events;
 mod lattice_data;
 mod limits;
+mod nats_permissions;
 mod nats_restart;
 mod policy;
 mod standalone;
