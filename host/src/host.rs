@@ -859,34 +859,18 @@ impl Host {
             .provider(provider_id, link_name, &self.inner.id)
             .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?
             .health;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let answer = self
-                .inner
-                .client
-                .rpc()
-                .ask(
-                    provider_id,
-                    health.clone(),
-                    trellis_protocol::provider::HEALTH_OPERATION,
-                    b"{}".to_vec(),
-                    Duration::from_secs(1),
-                )
-                .await;
-            if answer.is_ok() {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "provider {provider_id} ({link_name}) did not answer its health check within {} ms",
-                        timeout.as_millis()
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if crate::providers::wait_until_answering(&self.inner.client, provider_id, &health, timeout)
+            .await
+        {
+            return Ok(());
         }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "provider {provider_id} ({link_name}) did not answer its health check within {} ms",
+                timeout.as_millis()
+            ),
+        ))
     }
 
     /// Asks a provider this host started for its health, signed with the

@@ -535,6 +535,27 @@ pub const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// its host stops waiting to send it its links. Defaults to 60 s.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Asks the provider for its health every [`READY_POLL_INTERVAL`] until
+/// it answers; false if it has not by `timeout`.
+pub(crate) async fn wait_until_answering(
+    client: &LatticeClient,
+    provider_id: &str,
+    health_subject: &str,
+    timeout: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while ask_health(client, provider_id, health_subject, READY_POLL_INTERVAL * 4)
+        .await
+        .is_err()
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(READY_POLL_INTERVAL).await;
+    }
+    true
+}
+
 /// Waits until a provider process that has just started answers a health
 /// check, then sends it every current link naming it: links put while it
 /// was starting, or since its previous process died, are not missed.
@@ -544,19 +565,12 @@ async fn send_links_when_ready(
     d: ProviderDescription,
     s: Supervision,
 ) {
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    while ask_health(&s.client, &d.id, &health_subject, READY_POLL_INTERVAL * 4)
-        .await
-        .is_err()
-    {
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(
-                provider = d.id,
-                "provider did not answer; its links were not sent"
-            );
-            return;
-        }
-        tokio::time::sleep(READY_POLL_INTERVAL).await;
+    if !wait_until_answering(&s.client, &d.id, &health_subject, READY_TIMEOUT).await {
+        tracing::warn!(
+            provider = d.id,
+            "provider did not answer; its links were not sent"
+        );
+        return;
     }
     let lattice = s.events.lattice();
     for link in s.client.links() {
