@@ -97,9 +97,12 @@ kvcounter_id=$(key_id kvcounter.actor.nk)
 todo_id=$(key_id todo.actor.nk)
 "$trellis" link put "$hello_id" "$http_id" wasi:http "address=127.0.0.1:$port" >/dev/null
 "$trellis" link put "$kvcounter_id" "$http_id" wasi:http "address=127.0.0.1:$((port + 1))" >/dev/null
-"$trellis" link put "$kvcounter_id" "$kv_id" wasi:keyvalue "url=$redis_url" "prefix=trellis-demo:" >/dev/null
+# The store URLs are secrets: sealed by the CLI, seen only by the provider.
+TRELLIS_DEMO_SECRET_URL="$redis_url" "$trellis" link put "$kvcounter_id" "$kv_id" wasi:keyvalue \
+    --secret-env url=TRELLIS_DEMO_SECRET_URL "prefix=trellis-demo:" >/dev/null
 "$trellis" link put "$todo_id" "$http_id" wasi:http "address=127.0.0.1:$((port + 2))" >/dev/null
-"$trellis" link put "$todo_id" "$sql_id" trellis:sqldb "url=$demo_db_url" >/dev/null
+TRELLIS_DEMO_SECRET_URL="$demo_db_url" "$trellis" link put "$todo_id" "$sql_id" trellis:sqldb \
+    --secret-env url=TRELLIS_DEMO_SECRET_URL >/dev/null
 
 # The links reach the providers asynchronously: wait until each answers.
 for p in "$port" "$((port + 1))" "$((port + 2))"; do

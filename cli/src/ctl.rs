@@ -198,6 +198,16 @@ pub enum LinkCommand {
         /// `wasi:config`).
         #[arg(value_parser = parse_pair)]
         config: Vec<(String, String)>,
+        /// A secret configuration entry `KEY=PATH`, read from the file at
+        /// PATH (one trailing newline dropped) and sealed to the lattice's
+        /// secrets key: only the provider sees it, never the actor, the
+        /// lattice bucket, events or logs. Repeatable.
+        #[arg(long = "secret-file", value_name = "KEY=PATH", value_parser = parse_pair)]
+        secret_files: Vec<(String, String)>,
+        /// A secret configuration entry `KEY=VAR`, read from environment
+        /// variable VAR and sealed like `--secret-file`. Repeatable.
+        #[arg(long = "secret-env", value_name = "KEY=VAR", value_parser = parse_pair)]
+        secret_envs: Vec<(String, String)>,
         /// The link name.
         #[arg(long, default_value = trellis_protocol::DEFAULT_LINK_NAME)]
         link_name: String,
@@ -214,6 +224,42 @@ pub enum LinkCommand {
     },
     /// List the link definitions of the lattice.
     List,
+}
+
+/// The values of `--secret-file` and `--secret-env`, by key.
+fn read_secrets(
+    files: Vec<(String, String)>,
+    envs: Vec<(String, String)>,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let limit = trellis_claims::secrets::MAX_SECRET_BYTES;
+    let mut values = Vec::new();
+    for (key, path) in files {
+        let mut value = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(f, limit as u64 + 3),
+                    &mut value,
+                )
+            })
+            .with_context(|| format!("secret `{key}`: cannot read {path}"))?;
+        for end in [&b"\n"[..], b"\r"] {
+            if value.ends_with(end) {
+                value.pop();
+            }
+        }
+        anyhow::ensure!(
+            value.len() <= limit,
+            "secret `{key}`: {path} is over {limit} bytes"
+        );
+        values.push((key, value));
+    }
+    for (key, var) in envs {
+        let value = std::env::var(&var)
+            .with_context(|| format!("secret `{key}`: environment variable {var} is not set"))?;
+        values.push((key, value.into_bytes()));
+    }
+    Ok(values)
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -405,13 +451,19 @@ pub fn link(cmd: LinkCommand, lattice: LatticeArgs, output: Output) -> anyhow::R
                 provider_id,
                 contract_id,
                 config,
+                secret_files,
+                secret_envs,
                 link_name,
             } => {
                 let contract = ContractId::new(contract_id).context("bad contract id")?;
-                let link = config.into_iter().fold(
+                let mut link = config.into_iter().fold(
                     LinkDefinition::new(actor_id, contract, link_name, provider_id),
                     |link, (k, v)| link.with_config(k, v),
                 );
+                let values = read_secrets(secret_files, secret_envs)?;
+                if !values.is_empty() {
+                    link.secrets = client.seal_secrets(values).await?;
+                }
                 client.put_link(&link).await?;
                 emit(output, &link, || {
                     format!(
@@ -452,7 +504,12 @@ async fn print_links(client: &CtlClient, output: Output) -> anyhow::Result<()> {
             "ACTOR", "CONTRACT", "LINK NAME", "PROVIDER"
         );
         for l in &links {
-            let config: Vec<String> = l.config.keys().cloned().collect();
+            let config: Vec<String> = l
+                .config
+                .keys()
+                .cloned()
+                .chain(l.secrets.keys().map(|k| format!("{k} (sealed)")))
+                .collect();
             text.push_str(&format!(
                 "\n{:<58} {:<16} {:<10} {:<58} {}",
                 l.actor_id,

@@ -55,6 +55,11 @@ pub struct HostArgs {
     /// A new key by default, which suits a single-host lattice only.
     #[arg(long, env = "TRELLIS_CLUSTER_KEY")]
     pub cluster_key: Option<String>,
+    /// The lattice's secrets key (`SX…` or a file), the xkey link secrets
+    /// are sealed to; every host of a lattice needs the same one. Derived
+    /// from the cluster key by default.
+    #[arg(long, env = "TRELLIS_SECRETS_KEY")]
+    pub secrets_key: Option<String>,
     /// Further cluster issuers (`C…`) whose hosts' invocations are accepted.
     #[arg(
         long = "cluster-issuer",
@@ -169,6 +174,12 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
         },
         host_seed: seed(&args.host_key)?,
         cluster_seed: seed(&args.cluster_key)?,
+        secrets_seed: args
+            .secrets_key
+            .as_deref()
+            .map(crate::output::seed_text)
+            .transpose()?
+            .map(|s| s.trim().to_owned()),
         cluster_issuers: args.cluster_issuers.clone(),
         trusted_issuers: args.trusted_issuers.clone(),
         ctl_issuers: args.ctl_issuers.clone(),

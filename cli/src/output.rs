@@ -66,7 +66,9 @@ pub fn read_any_key(value: &str) -> anyhow::Result<KeyPair> {
     })
 }
 
-fn seed_text(value: &str) -> anyhow::Result<String> {
+/// The seed text of `value`: a seed itself, or the path of a file holding
+/// one.
+pub(crate) fn seed_text(value: &str) -> anyhow::Result<String> {
     let trimmed = value.trim();
     if trimmed.len() == 58 && trimmed.starts_with('S') {
         return Ok(trimmed.to_owned());

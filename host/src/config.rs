@@ -120,6 +120,12 @@ pub struct HostConfig {
     /// Further cluster issuers (`C…`) whose members' invocations are
     /// accepted, besides the cluster seed's own key. Defaults to none.
     pub cluster_issuers: Vec<String>,
+    /// Seed (`SX…`) of the lattice's secrets key, the xkey that link
+    /// secrets are sealed to; every host of a lattice needs the same one.
+    /// Defaults to none: derived from the cluster seed
+    /// (`trellis_claims::secrets::derive_lattice_key`), so hosts that share
+    /// a cluster seed share it.
+    pub secrets_seed: Option<String>,
     /// Accounts (`A…`) whose actor and provider claims are trusted.
     /// Defaults to none: nothing runs until one is configured.
     pub trusted_issuers: Vec<String>,
@@ -188,6 +194,7 @@ impl Default for HostConfig {
             host_seed: None,
             cluster_seed: None,
             cluster_issuers: Vec::new(),
+            secrets_seed: None,
             trusted_issuers: Vec::new(),
             ctl_issuers: Vec::new(),
             labels: BTreeMap::new(),

@@ -225,5 +225,6 @@ async fn pong(host: &Host) -> HostPong {
         labels: inventory.labels,
         version: inventory.version,
         uptime_ms: inventory.uptime_ms,
+        secrets_key: host.inner.secrets.public_key(),
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct HostInner {
     pub(crate) providers: Mutex<HashMap<(String, String), Arc<RunningProvider>>>,
     pub(crate) cluster: KeyPair,
     pub(crate) cluster_issuers: Vec<String>,
+    /// The lattice's secrets key: link secrets are sealed to it.
+    pub(crate) secrets: Arc<crate::secrets::LatticeSecrets>,
     /// Checks control requests against [`HostConfig::ctl_issuers`].
     pub(crate) ctl_verifier: InvocationVerifier,
     /// The policy service, if one is configured.
@@ -86,6 +88,7 @@ impl Host {
                 .map_err(|e| config_err(format!("cluster seed: {e}")))?,
             None => generate(KeyKind::Cluster),
         };
+        let secrets = Arc::new(crate::secrets::LatticeSecrets::new(&config, &cluster)?);
         let id = key.public_key();
         let mut labels = crate::labels::builtin();
         for (k, v) in &config.labels {
@@ -194,6 +197,7 @@ impl Host {
             providers: Mutex::new(HashMap::new()),
             cluster,
             cluster_issuers: issuers,
+            secrets,
             ctl_verifier,
             policy,
             started: Instant::now(),
@@ -254,6 +258,13 @@ impl Host {
     /// The host's public key (`N…`).
     pub fn id(&self) -> &str {
         &self.inner.id
+    }
+
+    /// The public half (`X…`) of the lattice's secrets key as this host
+    /// holds it ([`HostConfig::secrets_seed`]): link secrets are sealed
+    /// to it.
+    pub fn secrets_key(&self) -> String {
+        self.inner.secrets.public_key()
     }
 
     /// The NATS client the host uses.
@@ -604,12 +615,19 @@ impl Host {
         Ok(())
     }
 
-    /// Puts a link definition into the lattice bucket; every host picks it up.
+    /// Puts a link definition into the lattice bucket; every host picks it
+    /// up. Its secrets stay sealed: they must open with the lattice's
+    /// secrets key, and are stored as they came.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::BadRequest`] for an invalid link, [`ErrorKind::Nats`].
+    /// [`ErrorKind::BadRequest`] for an invalid link or a secret not sealed
+    /// to the lattice's secrets key, [`ErrorKind::Denied`] when the policy
+    /// service refuses it, [`ErrorKind::Nats`].
     pub async fn put_link(&self, link: LinkDefinition) -> Result<()> {
+        link.validate()
+            .map_err(|e| Error::with_source(ErrorKind::BadRequest, e))?;
+        self.inner.secrets.check(&link)?;
         self.ask_policy(PolicyAction::LinkPut {
             actor_id: link.actor_id.clone(),
             contract_id: link.contract_id.to_string(),
@@ -658,14 +676,26 @@ impl Host {
     }
 
     /// Tells the link's provider, if it runs on this host, about a link
-    /// change, signed with the host's key.
-    async fn notify_provider(&self, link: &LinkDefinition, change: LinkChange) {
+    /// change, signed with the host's key, with the link's secrets sealed
+    /// to that provider process.
+    pub(crate) async fn notify_provider(&self, link: &LinkDefinition, change: LinkChange) {
+        let recipient = {
+            let providers = self.inner.providers.lock().await;
+            match providers.get(&(link.provider_id.clone(), link.link_name.clone())) {
+                Some(provider) => provider.secrets_key.clone(),
+                None => return,
+            }
+        };
         crate::providers::notify_link(
             &self.inner.client,
             &self.inner.lattice,
             &self.inner.id,
             link,
             change,
+            crate::providers::SealFor {
+                secrets: &self.inner.secrets,
+                recipient: &recipient,
+            },
         )
         .await;
     }
@@ -781,8 +811,9 @@ impl Host {
                 .unwrap_or_else(|| cfg.nats.auth.clone()),
             tls: cfg.nats.tls.clone(),
         };
-        let host_data = crate::providers::host_data(
+        let (host_data, secrets_key) = crate::providers::host_data(
             &self.inner.cluster,
+            &self.inner.secrets,
             self.inner.lattice.as_str(),
             &self.inner.id,
             &description.id,
@@ -796,6 +827,7 @@ impl Host {
         let supervision = crate::providers::Supervision {
             events: self.inner.events.clone(),
             client: self.inner.client.clone(),
+            secrets: self.inner.secrets.clone(),
             restart_delay: cfg.provider_restart_delay,
             restart_max_delay: cfg.provider_restart_max_delay,
             shutdown_timeout: cfg.provider_shutdown_timeout,
@@ -810,6 +842,7 @@ impl Host {
             description: description.clone(),
             subjects,
             host_data,
+            secrets_key,
         };
         providers.insert(key, crate::providers::supervise(launch, supervision));
         Ok(description)

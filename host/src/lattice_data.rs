@@ -22,7 +22,7 @@ use trellis_protocol::{DecodeLimits, LinkDefinition};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::Host;
-use crate::providers::{LinkChange, notify_link};
+use crate::providers::LinkChange;
 
 /// Prefix of link keys in the bucket.
 pub const LINK_KEY_PREFIX: &str = "link.";
@@ -184,14 +184,7 @@ pub(crate) async fn watch(host: Host) {
                         let key = entry.key.clone();
                         match apply(&host, &limits, entry) {
                             Ok(Some((link, change))) => {
-                                notify_link(
-                                    &inner.client,
-                                    &inner.lattice,
-                                    &inner.id,
-                                    &link,
-                                    change,
-                                )
-                                .await;
+                                host.notify_provider(&link, change).await;
                             }
                             Ok(None) => {}
                             Err(reason) => {

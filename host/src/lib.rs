@@ -27,6 +27,8 @@
 //! - [`labels`]: host labels.
 //! - [`policy`]: the optional policy service, asked before starts, link
 //!   puts and invocations.
+//! - `secrets`: the lattice's secrets key; link secrets are checked on
+//!   put and sealed again for each provider process.
 //!
 //! # Examples
 //!
@@ -59,6 +61,7 @@ pub mod policy;
 pub mod providers;
 pub mod rpc;
 pub mod runtime;
+mod secrets;
 
 pub use config::{HostConfig, NatsConfig, RuntimeLimits};
 pub use error::{Error, ErrorKind, Result};

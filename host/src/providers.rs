@@ -32,6 +32,7 @@ use trellis_protocol::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventPublisher;
 use crate::rpc::LatticeClient;
+use crate::secrets::LatticeSecrets;
 use trellis_protocol::Lattice;
 use trellis_protocol::provider::{
     HEALTH_OPERATION, LINK_DEL_OPERATION, LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
@@ -46,23 +47,50 @@ pub(crate) enum LinkChange {
     Delete,
 }
 
-/// Tells the link's provider, if it runs on host `host_id`, about a link
-/// change, signed with the host's key. Failures are logged.
+/// How the secrets of a link are sealed for the provider process it is
+/// sent to.
+#[derive(Clone, Copy)]
+pub(crate) struct SealFor<'a> {
+    /// The lattice's secrets key, which the link's secrets are sealed to.
+    pub secrets: &'a LatticeSecrets,
+    /// The provider process's public xkey (`X…`).
+    pub recipient: &'a str,
+}
+
+/// Tells the link's provider on host `host_id` about a link change, signed
+/// with the host's key. A put carries the link's secrets sealed again to
+/// the process (`seal`); a deletion carries none. Failures are logged: a
+/// secret this host cannot open keeps the link from being sent.
 pub(crate) async fn notify_link(
     client: &LatticeClient,
     lattice: &Lattice,
     host_id: &str,
     link: &LinkDefinition,
     change: LinkChange,
+    seal: SealFor<'_>,
 ) {
     let Ok(subjects) = lattice.provider(&link.provider_id, &link.link_name, host_id) else {
         return;
     };
-    let (subject, operation) = match change {
-        LinkChange::Put => (subjects.link_put, LINK_PUT_OPERATION),
-        LinkChange::Delete => (subjects.link_del, LINK_DEL_OPERATION),
+    let (subject, operation, sent) = match change {
+        LinkChange::Put => match seal.secrets.seal_for(link, seal.recipient) {
+            Ok(sealed) => (subjects.link_put, LINK_PUT_OPERATION, sealed),
+            Err(e) => {
+                tracing::warn!(
+                    provider = link.provider_id,
+                    actor = link.actor_id,
+                    "a link was not sent to its provider: {e}"
+                );
+                return;
+            }
+        },
+        LinkChange::Delete => {
+            let mut bare = link.clone();
+            bare.secrets.clear();
+            (subjects.link_del, LINK_DEL_OPERATION, bare)
+        }
     };
-    let body = match link.encode() {
+    let body = match sent.encode() {
         Ok(body) => body,
         Err(e) => {
             tracing::warn!("cannot encode a link: {e}");
@@ -128,6 +156,9 @@ pub(crate) struct Launch {
     pub description: ProviderDescription,
     pub subjects: ProviderSubjects,
     pub host_data: HostData,
+    /// Public xkey (`X…`) of the process, whose seed is in `host_data`:
+    /// link secrets are sealed to it.
+    pub secrets_key: String,
 }
 
 /// Settings of the supervision loop.
@@ -137,6 +168,9 @@ pub(crate) struct Supervision {
     /// Signs the host's messages to the provider, and knows the links to
     /// send it when it becomes healthy.
     pub client: Arc<LatticeClient>,
+    /// The lattice's secrets key, to seal link secrets again for the
+    /// process.
+    pub secrets: Arc<LatticeSecrets>,
     pub restart_delay: Duration,
     pub restart_max_delay: Duration,
     pub shutdown_timeout: Duration,
@@ -147,6 +181,8 @@ pub(crate) struct Supervision {
 pub struct RunningProvider {
     /// How it is described in the inventory.
     pub description: ProviderDescription,
+    /// Public xkey (`X…`) of its processes: link secrets are sealed to it.
+    pub(crate) secrets_key: String,
     stop_tx: watch::Sender<bool>,
     pid: Arc<Mutex<Option<u32>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -263,10 +299,14 @@ async fn install(
 }
 
 /// The host data for one provider process: a fresh signing key for the
-/// instance, vouched for by the host's cluster key.
+/// instance, vouched for by the host's cluster key, and a fresh xkey that
+/// the secrets of `links` are sealed to. Returns it with the xkey's public
+/// half. A link whose secrets this host cannot open is left out (and
+/// logged).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn host_data(
     cluster: &KeyPair,
+    secrets: &LatticeSecrets,
     lattice: &str,
     host_id: &str,
     provider_id: &str,
@@ -276,7 +316,7 @@ pub(crate) fn host_data(
     links: Vec<LinkDefinition>,
     config: BTreeMap<String, String>,
     log_level: String,
-) -> Result<HostData> {
+) -> Result<(HostData, String)> {
     let instance = generate(KeyKind::Provider);
     let credential = issue_credential(
         cluster,
@@ -284,11 +324,30 @@ pub(crate) fn host_data(
         lattice,
         DEFAULT_CREDENTIAL_TTL,
     )?;
-    Ok(HostData {
+    let xkey = trellis_claims::secrets::generate_xkey();
+    let secrets_key = xkey.public_key();
+    let links = links
+        .iter()
+        .filter_map(|link| match secrets.seal_for(link, &secrets_key) {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                tracing::warn!(
+                    provider = provider_id,
+                    actor = link.actor_id,
+                    "a link was not given to its provider: {e}"
+                );
+                None
+            }
+        })
+        .collect();
+    let host_data = HostData {
         lattice: lattice.to_owned(),
         host_id: host_id.to_owned(),
         provider_id: provider_id.to_owned(),
         provider_seed: instance
+            .seed()
+            .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?,
+        secrets_seed: xkey
             .seed()
             .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?,
         credential,
@@ -298,7 +357,8 @@ pub(crate) fn host_data(
         links,
         config,
         log_level,
-    })
+    };
+    Ok((host_data, secrets_key))
 }
 
 /// Starts supervising `launch`: spawns the process and restarts it when it
@@ -307,9 +367,11 @@ pub(crate) fn supervise(launch: Launch, supervision: Supervision) -> Arc<Running
     let (stop_tx, stop_rx) = watch::channel(false);
     let pid = Arc::new(Mutex::new(None));
     let description = launch.description.clone();
+    let secrets_key = launch.secrets_key.clone();
     let task = tokio::spawn(run(launch, supervision, stop_rx, pid.clone()));
     Arc::new(RunningProvider {
         description,
+        secrets_key,
         stop_tx,
         pid,
         task: Mutex::new(Some(task)),
@@ -435,6 +497,7 @@ async fn run(
         let syncing = tokio::spawn(send_links_when_ready(
             launch.subjects.health.clone(),
             launch.host_data.host_id.clone(),
+            launch.secrets_key.clone(),
             d.clone(),
             s.clone(),
         ));
@@ -562,6 +625,7 @@ pub(crate) async fn wait_until_answering(
 async fn send_links_when_ready(
     health_subject: String,
     host_id: String,
+    secrets_key: String,
     d: ProviderDescription,
     s: Supervision,
 ) {
@@ -575,7 +639,11 @@ async fn send_links_when_ready(
     let lattice = s.events.lattice();
     for link in s.client.links() {
         if link.provider_id == d.id && link.link_name == d.link_name {
-            notify_link(&s.client, lattice, &host_id, &link, LinkChange::Put).await;
+            let seal = SealFor {
+                secrets: &s.secrets,
+                recipient: &secrets_key,
+            };
+            notify_link(&s.client, lattice, &host_id, &link, LinkChange::Put, seal).await;
         }
     }
 }

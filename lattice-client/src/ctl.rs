@@ -8,6 +8,7 @@
 //! requests the credential's scope does not allow, with
 //! [`CtlErrorKind::Denied`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use trellis_protocol::ctl::{
 };
 use trellis_protocol::host::{ActorDescription, HostInventory, ProviderDescription};
 use trellis_protocol::subject::CtlOperation;
-use trellis_protocol::{DecodeLimits, Lattice, LinkDefinition, encode_json};
+use trellis_protocol::{DecodeLimits, Lattice, LinkDefinition, SealedSecret, encode_json};
 
 /// How long a control request waits for its reply. Defaults to 5 s.
 pub const DEFAULT_CTL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,6 +71,7 @@ impl CtlErrorKind {
 pub struct CtlError {
     kind: CtlErrorKind,
     message: String,
+    failure: Option<CtlFailure>,
 }
 
 impl CtlError {
@@ -77,12 +79,19 @@ impl CtlError {
         Self {
             kind,
             message: message.into(),
+            failure: None,
         }
     }
 
     /// What went wrong.
     pub fn kind(&self) -> CtlErrorKind {
         self.kind
+    }
+
+    /// For a refusal, the failure class the host gave (`bad_request`,
+    /// `not_found`, …), when it gave one.
+    pub fn failure(&self) -> Option<CtlFailure> {
+        self.failure
     }
 }
 
@@ -318,6 +327,60 @@ impl CtlClient {
             .map(drop)
     }
 
+    /// Seals each value to the lattice's secrets key, for
+    /// [`LinkDefinition::secrets`], with a sender key made for this call.
+    /// The key is the one the hosts answering a ping within
+    /// [`DEFAULT_PING_WINDOW`] report; they must agree.
+    ///
+    /// # Errors
+    ///
+    /// [`CtlErrorKind::Timeout`] when no host answers,
+    /// [`CtlErrorKind::Refused`] when hosts report different keys,
+    /// [`CtlErrorKind::BadRequest`] for a value over
+    /// `trellis_claims::secrets::MAX_SECRET_BYTES` or a key that is not an
+    /// xkey; those of [`CtlClient::ping`].
+    pub async fn seal_secrets(
+        &self,
+        values: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Result<BTreeMap<String, SealedSecret>, CtlError> {
+        let hosts = self.ping(DEFAULT_PING_WINDOW).await?;
+        let keys: BTreeSet<&str> = hosts.iter().map(|h| h.secrets_key.as_str()).collect();
+        let key = match keys.into_iter().collect::<Vec<_>>().as_slice() {
+            [] => {
+                return Err(CtlError::new(
+                    CtlErrorKind::Timeout,
+                    "no host answered: the lattice's secrets key is unknown",
+                ));
+            }
+            [one] => (*one).to_owned(),
+            several => {
+                return Err(CtlError::new(
+                    CtlErrorKind::Refused,
+                    format!(
+                        "the hosts hold {} different secrets keys; give them one cluster seed or secrets seed",
+                        several.len()
+                    ),
+                ));
+            }
+        };
+        let sender = trellis_claims::secrets::generate_xkey();
+        values
+            .into_iter()
+            .map(|(name, value)| {
+                let sealed = trellis_claims::secrets::seal(&value, &sender, &key).map_err(|e| {
+                    CtlError::new(CtlErrorKind::BadRequest, format!("secret `{name}`: {e}"))
+                })?;
+                Ok((
+                    name,
+                    SealedSecret {
+                        sender: sender.public_key(),
+                        sealed,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Deletes a link definition.
     ///
     /// # Errors
@@ -412,6 +475,8 @@ fn decode<R: DeserializeOwned>(payload: &[u8]) -> Result<Option<R>, CtlError> {
     } else if reply.kind == Some(CtlFailure::Denied) {
         Err(CtlError::new(CtlErrorKind::Denied, reply.message))
     } else {
-        Err(CtlError::new(CtlErrorKind::Refused, reply.message))
+        let mut error = CtlError::new(CtlErrorKind::Refused, reply.message);
+        error.failure = reply.kind;
+        Err(error)
     }
 }

@@ -137,6 +137,31 @@ impl std::ops::DerefMut for NatsServer {
     }
 }
 
+/// The nats-server configuration block of `docs/security.md` (the one
+/// ```` ```conf ```` block), as an operator would copy it: one user per
+/// role, with the passwords written there.
+///
+/// # Panics
+///
+/// If the document has no such block.
+pub fn documented_nats_config() -> String {
+    let doc = std::fs::read_to_string(repo_root().join("docs/security.md")).unwrap();
+    let start = doc
+        .find("```conf\n")
+        .expect("docs/security.md has a conf block")
+        + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_owned()
+}
+
+/// NATS user-and-password authentication as `user`.
+pub fn nats_user(user: &str, password: &str) -> trellis_protocol::provider::NatsAuth {
+    trellis_protocol::provider::NatsAuth::UserPassword {
+        user: user.to_owned(),
+        password: password.to_owned(),
+    }
+}
+
 /// The root of the repository.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

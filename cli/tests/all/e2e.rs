@@ -141,6 +141,24 @@ impl DemoLattice {
         self.ctl(&args);
     }
 
+    /// Puts a link from `actor` to the provider named `provider` whose
+    /// configuration entry `secret` is sealed: its value goes through the
+    /// environment variable `var` of `trellis link put --secret-env`.
+    fn link_with_secret(
+        &self,
+        actor: &str,
+        provider: &str,
+        contract: &str,
+        (secret, var, value): (&str, &str, &str),
+    ) {
+        let provider = self.provider(provider);
+        run(trellis(self.home.path())
+            .args(["-o", "json", "link", "put", actor, &provider, contract])
+            .args(["--secret-env", &format!("{secret}={var}")])
+            .args(["--nats-url", &self.nats_url])
+            .env(var, value));
+    }
+
     /// Links `actor` to the http-server provider on a free address.
     fn serve_http(&self, actor: &str) -> SocketAddr {
         let address = free_address();
@@ -204,6 +222,45 @@ async fn call(address: SocketAddr, method: &str, path: &str, body: &str) -> Answ
 
 fn json_of(answer: &Answer) -> Value {
     serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
+}
+
+/// Every message published on the lattice's NATS server, captured by a
+/// subscriber on `>`: subject, headers and payload as text.
+struct Capture {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Capture {
+    async fn start(nats_url: &str) -> Self {
+        use futures::StreamExt as _;
+        let nats = async_nats::connect(nats_url).await.unwrap();
+        let mut all = nats.subscribe(">").await.unwrap();
+        nats.flush().await.unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                tokio::select! {
+                    Some(m) = all.next() => seen.push(format!(
+                        "{} {:?} {}",
+                        m.subject,
+                        m.headers,
+                        String::from_utf8_lossy(&m.payload)
+                    )),
+                    _ = &mut stopped => break,
+                }
+            }
+            drop(nats);
+            seen
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> Vec<String> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
 }
 
 /// A database of its own on the machine's PostgreSQL, dropped on drop.
@@ -285,6 +342,7 @@ impl Drop for RedisPrefix {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_hello_kvcounter_and_todo_through_the_lattice() {
     let lattice = DemoLattice::start();
+    let capture = Capture::start(&lattice.nats_url).await;
     let prefix = RedisPrefix(format!("trellis-e2e:{}:", uuid::Uuid::new_v4()));
     let database = Database::create().await;
 
@@ -303,11 +361,17 @@ async fn the_demo_serves_hello_kvcounter_and_todo_through_the_lattice() {
             format!("prefix={}", prefix.0),
         ],
     );
-    lattice.link(
+    // The database URL is a secret: it is sealed by the CLI, and must not
+    // be seen in any NATS message (captured on `>`), in `link list`, in the
+    // events or in the log of `trellis up`, host and providers. It carries
+    // a marker of its own, an application name PostgreSQL ignores.
+    let marker = format!("trellis-secret-{}", uuid::Uuid::new_v4().simple());
+    let secret_url = format!("{}?application_name={marker}", database.url);
+    lattice.link_with_secret(
         &todo,
         "sqldb-postgres",
         "trellis:sqldb",
-        &[format!("url={}", database.url)],
+        ("url", "TRELLIS_E2E_DATABASE_URL", &secret_url),
     );
 
     // hello
@@ -410,6 +474,34 @@ async fn the_demo_serves_hello_kvcounter_and_todo_through_the_lattice() {
     let gone = call(todo_at, "GET", &format!("/todos/{id}"), "").await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert!(json_of(&gone)["error"].is_string());
+
+    // The secret reached the provider (the todo rows are in PostgreSQL),
+    // and was seen nowhere else.
+    let links = lattice.ctl(&["link", "list"]).to_string();
+    let links_text =
+        run(trellis(lattice.home.path()).args(["link", "list", "--nats-url", &lattice.nats_url]));
+    assert!(links_text.contains("url (sealed)"), "{links_text}");
+    let captured = capture.stop().await;
+    assert!(
+        captured
+            .iter()
+            .any(|m| m.contains("trellis.evt.") && m.contains("\"secrets\"")),
+        "the capture holds no event of the sealed link"
+    );
+    let log = std::fs::read_to_string(lattice.home.path().join("up.log")).unwrap();
+    for (place, text) in [
+        ("link list (JSON)", links.as_str()),
+        ("link list", links_text.as_str()),
+        ("the log", log.as_str()),
+    ]
+    .into_iter()
+    .chain(captured.iter().map(|m| ("a NATS message", m.as_str())))
+    {
+        assert!(
+            !text.contains(&marker) && !text.contains(&database.url),
+            "the secret database URL is in {place}: {text}"
+        );
+    }
 
     // Ctrl-C (SIGTERM here) stops everything cleanly: `trellis up` exits
     // with success, and the HTTP listeners and the nats-server it started

@@ -21,6 +21,7 @@ mod limits;
 mod nats_permissions;
 mod nats_restart;
 mod policy;
+mod secrets;
 mod standalone;
 
 use std::collections::BTreeMap;

@@ -7,32 +7,12 @@ use std::time::Duration;
 use trellis_claims::invocation::CtlScope;
 use trellis_host::{Host, HostConfig, NatsConfig};
 use trellis_lattice_client::CtlClient;
-use trellis_protocol::provider::NatsAuth;
 use trellis_protocol::subject::CtlOperation;
 use trellis_protocol::{Lattice, ctl::StartActorRequest};
-use trellis_test_support::NatsServer;
 use trellis_test_support::lattice::TestClient;
+use trellis_test_support::{NatsServer, documented_nats_config, nats_user};
 
 use crate::{TestLattice, body, signed_hello};
-
-/// The `conf` block of `docs/security.md`, as an operator would copy it.
-fn documented_config() -> String {
-    let doc = std::fs::read_to_string(trellis_test_support::repo_root().join("docs/security.md"))
-        .unwrap();
-    let start = doc
-        .find("```conf\n")
-        .expect("docs/security.md has a conf block")
-        + 8;
-    let end = start + doc[start..].find("```").unwrap();
-    doc[start..end].to_owned()
-}
-
-fn user(name: &str, password: &str) -> NatsAuth {
-    NatsAuth::UserPassword {
-        user: name.to_owned(),
-        password: password.to_owned(),
-    }
-}
 
 /// A connection to `server` as a user.
 async fn connect_as(server: &NatsServer, name: &str, password: &str) -> async_nats::Client {
@@ -46,15 +26,15 @@ async fn connect_as(server: &NatsServer, name: &str, password: &str) -> async_na
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_permissions_keep_rpc_users_off_the_control_plane() {
     let mut lattice = TestLattice::new();
-    lattice.nats = NatsServer::start_with_config(&documented_config());
+    lattice.nats = NatsServer::start_with_config(&documented_nats_config());
     let config = HostConfig {
         nats: NatsConfig {
             urls: vec![lattice.nats.url()],
-            auth: user("host", "host-secret"),
+            auth: nats_user("host", "host-secret"),
             ..lattice.config().nats
         },
-        ctl_nats_auth: Some(user("host-ctl", "host-ctl-secret")),
-        provider_nats_auth: Some(user("provider", "provider-secret")),
+        ctl_nats_auth: Some(nats_user("host-ctl", "host-ctl-secret")),
+        provider_nats_auth: Some(nats_user("provider", "provider-secret")),
         ..lattice.config()
     };
     let host = Host::start(config).await.unwrap();

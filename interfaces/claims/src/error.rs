@@ -44,6 +44,9 @@ pub enum ErrorKind {
     /// The sender is verified but not allowed this: a control credential
     /// whose scope is too narrow, or a member other than the one expected.
     Unauthorized,
+    /// A sealed secret does not open with the key it was given: it was
+    /// sealed to another key or by another sender, or it was altered.
+    CannotOpen,
 }
 
 impl ErrorKind {
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Replayed => "replayed",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::CannotOpen => "cannot_open",
         }
     }
 }
@@ -90,6 +94,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Io => "i/o error",
             ErrorKind::Replayed => "replayed",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::CannotOpen => "cannot open sealed secret",
         })
     }
 }

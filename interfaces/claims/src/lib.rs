@@ -18,6 +18,8 @@
 //! - [`provider`]: provider claims and provider archives (`.par.gz`).
 //! - [`invocation`]: signed, replay-proof invocation tokens and the
 //!   cluster-issued credentials behind them.
+//! - [`secrets`]: link values sealed with curve25519 xkeys, and the
+//!   lattice's secrets key derived from a cluster key.
 //! - [`Error`] and [`ErrorKind`]: one kind per failed check.
 //!
 //! # Examples
@@ -47,6 +49,7 @@ pub mod invocation;
 pub mod jwt;
 pub mod keys;
 pub mod provider;
+pub mod secrets;
 pub mod wasm;
 
 pub use error::{Error, ErrorKind, Result};

@@ -278,6 +278,9 @@ pub struct HostPong {
     pub version: String,
     /// Time since it started, in ms.
     pub uptime_ms: u64,
+    /// The public half (`X…`) of the lattice's secrets key as this host
+    /// holds it: link secrets are sealed to it ([`crate::SealedSecret`]).
+    pub secrets_key: String,
 }
 
 /// `host.get.{host}` reply.

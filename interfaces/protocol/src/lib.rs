@@ -56,5 +56,5 @@ pub use invocation::{
     Entity, EntityKind, Invocation, InvocationResponse, PROTOCOL_VERSION, Route, RpcError,
     RpcErrorKind, TraceContext,
 };
-pub use link::{ContractId, DEFAULT_LINK_NAME, InvalidContractId, LinkDefinition};
+pub use link::{ContractId, DEFAULT_LINK_NAME, InvalidContractId, LinkDefinition, SealedSecret};
 pub use subject::Lattice;

@@ -112,6 +112,33 @@ pub enum InvalidLink {
     /// The contract id is malformed.
     #[error(transparent)]
     Contract(#[from] InvalidContractId),
+    /// A key is both a plain configuration entry and a secret.
+    #[error("`{0}` is both a configuration entry and a secret")]
+    SecretClash(String),
+    /// A sealed secret is empty or over [`MAX_SEALED_SECRET_BYTES`].
+    #[error("secret `{0}` is empty or over {MAX_SEALED_SECRET_BYTES} bytes sealed")]
+    SecretSize(String),
+}
+
+/// Most bytes of one sealed secret's text accepted in a link: 21,904, what
+/// a 16 KiB value seals to.
+pub const MAX_SEALED_SECRET_BYTES: usize = 21_904;
+
+/// A link value sealed to one recipient with curve25519 xkeys, so that
+/// only that recipient can read it: the lattice's secrets key in the
+/// control interface and the bucket, one provider process's key in the
+/// messages its host sends it (`docs/protocol.md` §2.8, `docs/security.md`).
+///
+/// Sealing and opening are in `trellis_claims::secrets`; this is the wire
+/// shape only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// Public xkey (`X…`) of the sender; the recipient needs it to open
+    /// the value.
+    pub sender: String,
+    /// The sealed box (`xkv1` + 24-byte nonce + ciphertext), Base64 with
+    /// the standard alphabet and padding.
+    pub sealed: String,
 }
 
 /// Binds (actor, contract, link name) to a capability provider.
@@ -144,6 +171,12 @@ pub struct LinkDefinition {
     /// URL) and by the actor through `wasi:config/store`. Empty by default.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Configuration for the provider only, sealed ([`SealedSecret`]): a
+    /// provider sees these entries among its configuration once opened;
+    /// the actor never does. Keys must differ from those of `config`.
+    /// Empty by default, and then left out of the JSON.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SealedSecret>,
 }
 
 impl LinkDefinition {
@@ -160,6 +193,7 @@ impl LinkDefinition {
             link_name: link_name.into(),
             provider_id: provider_id.into(),
             config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
         }
     }
 
@@ -170,7 +204,16 @@ impl LinkDefinition {
         self
     }
 
-    /// Checks that ids and the link name are valid subject tokens.
+    /// Adds one sealed secret.
+    #[must_use]
+    pub fn with_secret(mut self, key: impl Into<String>, secret: SealedSecret) -> Self {
+        self.secrets.insert(key.into(), secret);
+        self
+    }
+
+    /// Checks that ids and the link name are valid subject tokens, that no
+    /// key is both configuration and secret, and that each sealed secret
+    /// has a size that a secret can have.
     ///
     /// # Errors
     ///
@@ -179,6 +222,14 @@ impl LinkDefinition {
         validate_token(TokenKind::Id, &self.actor_id)?;
         validate_token(TokenKind::LinkName, &self.link_name)?;
         validate_token(TokenKind::Id, &self.provider_id)?;
+        for (key, secret) in &self.secrets {
+            if self.config.contains_key(key) {
+                return Err(InvalidLink::SecretClash(key.clone()));
+            }
+            if secret.sealed.is_empty() || secret.sealed.len() > MAX_SEALED_SECRET_BYTES {
+                return Err(InvalidLink::SecretSize(key.clone()));
+            }
+        }
         Ok(())
     }
 

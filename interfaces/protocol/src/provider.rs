@@ -84,6 +84,10 @@ pub struct HostData {
     /// The seed (`SV…`) of this instance's signing key, made by the host
     /// for this process; its invocations are signed with it.
     pub provider_seed: String,
+    /// The seed (`SX…`) of this instance's xkey, made by the host for this
+    /// process: the secrets in the links its host sends it are sealed to
+    /// it ([`crate::SealedSecret`]).
+    pub secrets_seed: String,
     /// The provider's credential: a JWT issued by a cluster issuer of the
     /// lattice vouching for its key (see `trellis_claims::invocation`).
     pub credential: String,

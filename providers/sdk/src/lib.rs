@@ -267,6 +267,7 @@ mod tests {
             host_id: "NHOST".into(),
             provider_id: "VPROVIDER".into(),
             provider_seed: "SVSEED".into(),
+            secrets_seed: "SXSEED".into(),
             credential: "a.b.c".into(),
             link_name: "default".into(),
             nats: NatsConnection {

@@ -6,6 +6,7 @@ use futures::StreamExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use trellis_claims::invocation::{InvocationSigner, InvocationVerifier, VerifierSettings};
 use trellis_claims::keys::{KeyKind, parse_seed};
+use trellis_claims::secrets::{XKey, open, parse_xkey_seed};
 use trellis_lattice_client::RpcClient;
 use trellis_lattice_client::rpc::{Server, Service};
 use trellis_lattice_client::signed::verify_from;
@@ -35,6 +36,8 @@ pub struct ProviderContext {
     pub subjects: ProviderSubjects,
     rpc: RpcClient,
     verifier: Arc<InvocationVerifier>,
+    /// This process's xkey: link secrets from its host are sealed to it.
+    secrets: XKey,
 }
 
 impl ProviderContext {
@@ -49,6 +52,7 @@ impl ProviderContext {
             SdkError::with_source(SdkErrorKind::Config, e)
         }
         let key = parse_seed(&host_data.provider_seed, KeyKind::Provider).map_err(config)?;
+        let secrets = parse_xkey_seed(&host_data.secrets_seed).map_err(config)?;
         trellis_claims::keys::expect_public_key(&host_data.provider_id, KeyKind::Provider)
             .map_err(config)?;
         let provider_id = host_data.provider_id.clone();
@@ -82,7 +86,28 @@ impl ProviderContext {
             subjects,
             rpc: RpcClient::new(nats, signer, max_payload),
             verifier,
+            secrets,
         })
+    }
+
+    /// `link` as the provider binds it: each sealed secret opened and put
+    /// among the configuration, so that the provider reads a secret `url`
+    /// as it would a plain one. The values are never logged.
+    ///
+    /// # Errors
+    ///
+    /// The name of the first secret that does not open with this
+    /// process's key, and why (a `trellis_claims` error kind).
+    pub fn open_link(&self, link: &LinkDefinition) -> Result<LinkDefinition, String> {
+        let mut opened = link.clone();
+        for (name, secret) in std::mem::take(&mut opened.secrets) {
+            let value = open(&secret.sealed, &secret.sender, &self.secrets)
+                .map_err(|e| format!("secret `{name}` does not open: {}", e.kind()))?;
+            let value = String::from_utf8(value)
+                .map_err(|_| format!("secret `{name}` is not UTF-8 text"))?;
+            opened.config.insert(name, value);
+        }
+        Ok(opened)
     }
 
     /// The NATS client.
@@ -174,8 +199,7 @@ pub async fn serve<P: Provider>(
         .map_err(|e| SdkError::with_source(SdkErrorKind::Nats, e))?;
 
     for link in ctx.host_data.links.iter().filter(|l| ours(&ctx, l)) {
-        // A refusal is logged by the link table.
-        let _ = linked.put_link(link).await;
+        put_sealed_link(&ctx, &linked, link).await;
     }
     tracing::info!(
         provider = ctx.provider_id,
@@ -227,9 +251,7 @@ pub async fn serve<P: Provider>(
                     continue;
                 }
                 match LinkDefinition::decode(&message.payload, &limits) {
-                    Ok(link) if ours(&ctx, &link) => {
-                        let _ = linked.put_link(&link).await;
-                    }
+                    Ok(link) if ours(&ctx, &link) => put_sealed_link(&ctx, &linked, &link).await,
                     Ok(_) => {}
                     Err(e) => tracing::warn!("ignoring an invalid link: {e}"),
                 }
@@ -281,6 +303,22 @@ pub async fn serve<P: Provider>(
     linked.shutdown().await;
     let _ = tokio::time::timeout(NATS_TIMEOUT, nats.flush()).await;
     Ok(())
+}
+
+/// Opens `link`'s secrets and binds it; a link whose secrets do not open
+/// is not bound, with a warning. A refusal by the provider is logged by
+/// the link table.
+async fn put_sealed_link<P: Provider>(
+    ctx: &ProviderContext,
+    linked: &LinkedProvider<P>,
+    link: &LinkDefinition,
+) {
+    match ctx.open_link(link) {
+        Ok(opened) => {
+            let _ = linked.put_link(&opened).await;
+        }
+        Err(e) => tracing::warn!(actor = link.actor_id, "ignoring a link: {e}"),
+    }
 }
 
 /// Whether `link` names this provider instance.

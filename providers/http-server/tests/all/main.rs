@@ -8,6 +8,7 @@ mod errors;
 mod forwarding;
 mod listeners;
 mod load;
+mod permissions;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,7 +37,15 @@ impl Setup {
     /// A lattice and a host whose configuration `f` adjusts; the provider
     /// is started and serving when this returns.
     pub async fn with_config(f: impl FnOnce(HostConfig) -> HostConfig) -> Self {
-        let lattice = TestLattice::new();
+        Self::with_lattice(TestLattice::new(), f).await
+    }
+
+    /// A host of `lattice` whose configuration `f` adjusts, with the
+    /// provider started and serving.
+    pub async fn with_lattice(
+        lattice: TestLattice,
+        f: impl FnOnce(HostConfig) -> HostConfig,
+    ) -> Self {
         let host = Host::start(f(lattice.config())).await.unwrap();
         let provider = host
             .start_provider(

@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 
 use trellis_claims::invocation::{InvocationSigner, issue_credential};
 use trellis_claims::keys::{KeyKind, generate};
+use trellis_claims::secrets::{generate_xkey, seal};
 use trellis_lattice_client::{InvokeError, RpcClient};
 use trellis_protocol::contracts::sqldb::{self as sql, SqlValue};
 use trellis_protocol::contracts::{self, Answer, Operation};
-use trellis_protocol::{ContractId, DecodeLimits, Lattice, LinkDefinition, RpcErrorKind};
+use trellis_protocol::{
+    ContractId, DecodeLimits, Lattice, LinkDefinition, RpcErrorKind, SealedSecret,
+};
 use trellis_test_support::host::TestLattice;
 
 use crate::{Table, postgres_url, request};
@@ -53,8 +56,16 @@ async fn an_actors_statement_reaches_postgres_through_the_lattice() {
         .unwrap();
     let actor = generate(KeyKind::Actor).public_key();
     let contract = ContractId::new("trellis:sqldb").unwrap();
-    let link = LinkDefinition::new(&actor, contract.clone(), "default", &provider.id)
-        .with_config("url", postgres_url());
+    // The URL is a secret: sealed to the lattice's secrets key, sealed
+    // again by the host for the provider process, opened there.
+    let sender = generate_xkey();
+    let link = LinkDefinition::new(&actor, contract.clone(), "default", &provider.id).with_secret(
+        "url",
+        SealedSecret {
+            sender: sender.public_key(),
+            sealed: seal(postgres_url().as_bytes(), &sender, &host.secrets_key()).unwrap(),
+        },
+    );
     host.put_link(link.clone()).await.unwrap();
 
     // Sign like a host of the lattice: a key vouched for by the cluster key.
