@@ -10,9 +10,24 @@ mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use trellis_claims::invocation::{
-    CtlScope, InvocationSigner, InvocationVerifier, VerifierSettings, issue_control_credential,
+    Call, CtlScope, InvocationSigner, InvocationVerifier, VerifierSettings,
+    issue_control_credential,
 };
 use trellis_claims::keys::{KeyKind, generate};
+
+/// An invocation `id` of `operation` on an actor's subject, bound as a
+/// provider's call over a link is.
+fn call<'a>(id: &'a str, origin: &'a str, target: &'a str, operation: &'a str) -> Call<'a> {
+    Call {
+        id,
+        origin,
+        target,
+        operation,
+        subject: "trellis.rpc.bench.MACTOR",
+        contract_id: Some("wasi:http"),
+        link_name: Some("default"),
+    }
+}
 
 fn invocation(c: &mut Criterion) {
     let (cluster, signer) = common::host_signer();
@@ -31,7 +46,7 @@ fn invocation(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             signer
-                .sign(&n.to_string(), &origin, target, "handle", &payload)
+                .sign(&call(&n.to_string(), &origin, target, "handle"), &payload)
                 .unwrap()
         })
     });
@@ -41,13 +56,13 @@ fn invocation(c: &mut Criterion) {
                 n += 1;
                 let id = n.to_string();
                 let token = signer
-                    .sign(&id, &origin, target, "handle", &payload)
+                    .sign(&call(&id, &origin, target, "handle"), &payload)
                     .unwrap();
                 (id, token)
             },
             |(id, token)| {
                 verifier
-                    .verify_call(&token, &id, &origin, target, "handle", &payload)
+                    .verify_call(&token, &call(&id, &origin, target, "handle"), &payload)
                     .unwrap()
             },
             criterion::BatchSize::SmallInput,

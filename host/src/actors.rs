@@ -106,6 +106,9 @@ pub struct ServeContext {
     pub nats: async_nats::Client,
     /// End-to-end timeout of one invocation.
     pub rpc_timeout: Duration,
+    /// Most verified invocations per actor waiting for an instance or
+    /// running ([`crate::HostConfig::max_pending_invocations`]).
+    pub max_pending_invocations: usize,
     /// Largest reply sent, in bytes.
     pub max_payload: usize,
     /// The policy service that decides each invocation, if one is set.
@@ -153,12 +156,16 @@ impl RunningActor {
             .await
             .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = Arc::new(Server::new(
-            ctx.nats.clone(),
-            ctx.verifier.clone(),
-            id.clone(),
-            ctx.max_payload,
-        ));
+        let server = Arc::new(
+            Server::new(
+                ctx.nats.clone(),
+                ctx.verifier.clone(),
+                id.clone(),
+                ctx.max_payload,
+            )
+            .with_deadline(ctx.rpc_timeout)
+            .with_max_pending(ctx.max_pending_invocations),
+        );
         let actor = Arc::new_cyclic(|weak: &std::sync::Weak<RunningActor>| {
             let service = Arc::new(ActorService {
                 actor: weak.clone(),
@@ -276,6 +283,7 @@ impl RunningActor {
         ctx: &ServeContext,
         current: &Current,
         invocation: Invocation,
+        deadline: tokio::time::Instant,
     ) -> std::result::Result<Vec<u8>, RpcError> {
         if invocation.operation != HttpRequest::NAME {
             return Err(RpcError::new(
@@ -295,8 +303,8 @@ impl RunningActor {
             backend: ctx.capabilities.clone(),
         };
         let store = ctx.runtime.new_store(&self.id, caps);
-        let answer = match tokio::time::timeout(
-            ctx.rpc_timeout,
+        let answer = match tokio::time::timeout_at(
+            deadline,
             ctx.runtime
                 .handle_http(&current.loaded.component, store, request),
         )
@@ -329,17 +337,33 @@ struct ActorService {
 impl Service for ActorService {
     type Slot = (Arc<RunningActor>, Arc<Current>, OwnedSemaphorePermit);
 
-    async fn admit(&self) -> Option<Self::Slot> {
-        let actor = self.actor.upgrade()?;
+    async fn admit(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<Self::Slot, RpcError> {
+        let gone = || RpcError::new(RpcErrorKind::NotFound, "the actor no longer runs here");
+        let actor = self.actor.upgrade().ok_or_else(gone)?;
         let current = actor.current();
-        let permit = current.permits.clone().acquire_owned().await.ok()?;
-        Some((actor, current, permit))
+        let permit = tokio::time::timeout_at(deadline, current.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                RpcError::new(
+                    RpcErrorKind::Timeout,
+                    format!(
+                        "no free instance of the actor within {} ms",
+                        self.ctx.rpc_timeout.as_millis()
+                    ),
+                )
+            })?
+            .map_err(|_| gone())?;
+        Ok((actor, current, permit))
     }
 
     async fn call(
         &self,
         (actor, current, _): &Self::Slot,
         invocation: Invocation,
+        deadline: tokio::time::Instant,
     ) -> std::result::Result<Vec<u8>, RpcError> {
         if let Some(policy) = &self.ctx.policy {
             let request = PolicyRequest {
@@ -356,7 +380,7 @@ impl Service for ActorService {
                 .await
                 .map_err(|e| RpcError::new(RpcErrorKind::Denied, e.to_string()))?;
         }
-        actor.answer(&self.ctx, current, invocation).await
+        actor.answer(&self.ctx, current, invocation, deadline).await
     }
 }
 

@@ -13,8 +13,10 @@ pub struct RuntimeLimits {
     pub max_component_bytes: usize,
     /// Linear memory per instance, in bytes. Defaults to 64 MiB.
     pub max_memory_bytes: usize,
-    /// Wall-clock budget of one invocation inside the guest, in ms, enforced
-    /// by epoch interruption. Defaults to 10,000 ms.
+    /// Wall-clock deadline of one invocation's guest, counted from the
+    /// creation of its instance: enforced by epoch interruption while wasm
+    /// runs, and by a timer while the guest waits in a host call (a
+    /// provider call, a sleep). Defaults to 10,000 ms.
     pub execution_deadline: Duration,
     /// Interval of the engine's epoch ticker. Deadlines are rounded up to
     /// it. Defaults to 10 ms.
@@ -24,6 +26,10 @@ pub struct RuntimeLimits {
     /// Most instances alive at once on this host, all actors together (the
     /// pooling allocator's slots). Defaults to 1,000.
     pub max_total_instances: u32,
+    /// Instances of the pool that no single actor may take: an actor's
+    /// `max_instances` is at most `max_total_instances` minus this, so one
+    /// actor cannot fill the pool for the others. Defaults to 100.
+    pub reserved_instances: u32,
     /// Most tables per instance. Defaults to 8.
     pub max_tables_per_instance: u32,
     /// Most table elements. Defaults to 20,000.
@@ -57,6 +63,7 @@ impl Default for RuntimeLimits {
             epoch_tick: Duration::from_millis(10),
             max_wasm_stack_bytes: 512 * 1024,
             max_total_instances: 1_000,
+            reserved_instances: 100,
             max_tables_per_instance: 8,
             max_table_elements: 20_000,
             compile_cache_entries: 1_024,
@@ -138,8 +145,14 @@ pub struct HostConfig {
     /// Interval between heartbeats. Defaults to 5 s.
     pub heartbeat_interval: Duration,
     /// How long an actor invocation may take end to end (queueing for an
-    /// instance included) before the caller gets a timeout. Defaults to 30 s.
+    /// instance included, counted from the invocation's receipt) before the
+    /// caller gets a timeout. Defaults to 30 s.
     pub rpc_timeout: Duration,
+    /// Most verified invocations of one actor that may wait for an
+    /// instance or run at once, a count; further ones are answered
+    /// `timeout` at once instead of queueing. Defaults to 4,096
+    /// (`trellis_lattice_client::rpc::DEFAULT_MAX_PENDING`).
+    pub max_pending_invocations: usize,
     /// How long an actor's call to a provider may take. Defaults to 10 s.
     pub provider_call_timeout: Duration,
     /// How long stopping the host waits for in-flight invocations. Defaults to 10 s.
@@ -200,6 +213,7 @@ impl Default for HostConfig {
             labels: BTreeMap::new(),
             heartbeat_interval: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(30),
+            max_pending_invocations: trellis_lattice_client::rpc::DEFAULT_MAX_PENDING,
             provider_call_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             invocation_token_ttl: trellis_claims::invocation::DEFAULT_TOKEN_TTL,

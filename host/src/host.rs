@@ -159,6 +159,7 @@ impl Host {
             verifier,
             nats: nats.clone(),
             rpc_timeout: config.rpc_timeout,
+            max_pending_invocations: config.max_pending_invocations,
             max_payload,
             policy: policy.clone(),
             lattice: lattice.to_string(),
@@ -258,6 +259,12 @@ impl Host {
     /// The host's public key (`N…`).
     pub fn id(&self) -> &str {
         &self.inner.id
+    }
+
+    /// Actor instances alive on this host now, all actors together (each
+    /// holds a slot of the instance pool), a count.
+    pub fn live_instances(&self) -> usize {
+        self.inner.serve.runtime.live_instances()
     }
 
     /// The public half (`X…`) of the lattice's secrets key as this host
@@ -452,6 +459,7 @@ impl Host {
                 "max_instances must be at least 1",
             ));
         }
+        self.check_instance_share(max_instances)?;
         let loaded = match actors::load(
             &self.inner.serve.runtime,
             wasm,
@@ -530,6 +538,7 @@ impl Host {
             self.stop_actor(actor_id).await?;
             return Ok(None);
         }
+        self.check_instance_share(max_instances)?;
         let actors = self.inner.actors.lock().await;
         let actor = actors.get(actor_id).ok_or_else(|| not_running(actor_id))?;
         actor.scale(max_instances, annotations);
@@ -540,6 +549,27 @@ impl Host {
             .publish(ActorScaledData(description.clone()))
             .await;
         Ok(Some(description))
+    }
+
+    /// Refuses a `max_instances` that would let one actor take the pool's
+    /// reserve ([`crate::RuntimeLimits::reserved_instances`]).
+    fn check_instance_share(&self, max_instances: u32) -> Result<()> {
+        let limits = &self.inner.config.limits;
+        let share = limits
+            .max_total_instances
+            .saturating_sub(limits.reserved_instances)
+            .max(1);
+        if max_instances > share {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "max_instances {max_instances} is over the {share} one actor may use on this host \
+                     ({} in the pool, {} reserved for the others)",
+                    limits.max_total_instances, limits.reserved_instances
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Replaces a running actor's module without dropping in-flight

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use trellis_claims::invocation::{InvocationSigner, InvocationVerifier};
+use trellis_claims::invocation::{Call, InvocationSigner, InvocationVerifier};
 use trellis_protocol::contracts::Transport;
 use trellis_protocol::{
     DecodeLimits, Invocation, InvocationResponse, Route, RpcError, RpcErrorKind,
@@ -149,7 +149,7 @@ impl RpcClient {
         let id = uuid::Uuid::new_v4().to_string();
         let token = self
             .signer
-            .sign(&id, &route.origin.id, &route.target.id, operation, &payload)
+            .sign(&route_call(route, &id, operation), &payload)
             .map_err(|e| InvokeError::rpc(RpcErrorKind::Failed, e.to_string()))?;
         let mut invocation = Invocation::new(
             id,
@@ -237,6 +237,21 @@ impl Transport for RouteTransport<'_> {
     }
 }
 
+/// The [`Call`] an invocation `id` of `operation` along `route` is signed
+/// and verified as: its subject, and the contract and link name of its
+/// origin.
+pub fn route_call<'a>(route: &'a Route, id: &'a str, operation: &'a str) -> Call<'a> {
+    Call {
+        id,
+        origin: &route.origin.id,
+        target: &route.target.id,
+        operation,
+        subject: &route.subject,
+        contract_id: route.origin.contract_id.as_deref(),
+        link_name: route.origin.link_name.as_deref(),
+    }
+}
+
 /// What answers verified invocations for one target: an actor, or a
 /// provider's contract.
 pub trait Service: Send + Sync + 'static {
@@ -244,18 +259,38 @@ pub trait Service: Send + Sync + 'static {
     /// permit, the module it runs on.
     type Slot: Send + 'static;
 
-    /// Waits for a free slot. `None` stops serving (the service is gone).
-    fn admit(&self) -> impl Future<Output = Option<Self::Slot>> + Send;
+    /// Waits for a free slot, at most until `deadline` (the invocation's
+    /// end-to-end deadline, counted from its receipt).
+    ///
+    /// # Errors
+    ///
+    /// The error to answer with: [`RpcErrorKind::Timeout`] when no slot
+    /// came free in time, [`RpcErrorKind::NotFound`] when the target no
+    /// longer runs.
+    fn admit(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> impl Future<Output = Result<Self::Slot, RpcError>> + Send;
 
-    /// Answers one verified invocation. `Ok` is the response payload (for
-    /// a contract, its encoded answer); `Err` is sent as the response's
-    /// error.
+    /// Answers one verified invocation, within `deadline`. `Ok` is the
+    /// response payload (for a contract, its encoded answer); `Err` is
+    /// sent as the response's error.
     fn call(
         &self,
         slot: &Self::Slot,
         invocation: Invocation,
+        deadline: tokio::time::Instant,
     ) -> impl Future<Output = Result<Vec<u8>, RpcError>> + Send;
 }
+
+/// End-to-end deadline of one served invocation, from its receipt: the
+/// wait for a slot and the call together. Defaults to 30 s.
+pub const DEFAULT_SERVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Most verified invocations that may wait for a slot or run at once per
+/// [`serve`] loop; further ones are answered `timeout` at once instead of
+/// queueing. Defaults to 4,096.
+pub const DEFAULT_MAX_PENDING: usize = 4_096;
 
 /// What [`serve`] checks every invocation against, and how it replies.
 pub struct Server {
@@ -264,6 +299,8 @@ pub struct Server {
     target_id: Arc<str>,
     limits: DecodeLimits,
     max_payload: usize,
+    deadline: Duration,
+    max_pending: usize,
 }
 
 impl Server {
@@ -285,7 +322,25 @@ impl Server {
                 ..DecodeLimits::default()
             },
             max_payload,
+            deadline: DEFAULT_SERVE_DEADLINE,
+            max_pending: DEFAULT_MAX_PENDING,
         }
+    }
+
+    /// Sets the end-to-end deadline of each invocation, from receipt.
+    /// Defaults to [`DEFAULT_SERVE_DEADLINE`].
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets how many verified invocations may wait or run at once.
+    /// Defaults to [`DEFAULT_MAX_PENDING`].
+    #[must_use]
+    pub fn with_max_pending(mut self, max_pending: usize) -> Self {
+        self.max_pending = max_pending.max(1);
+        self
     }
 
     /// The limits invocations are decoded within.
@@ -295,7 +350,7 @@ impl Server {
 
     /// Decodes `payload`, checks that it targets this server, and verifies
     /// its token. The one place where a received invocation is verified.
-    fn admit(&self, payload: &[u8]) -> Result<Invocation, InvocationResponse> {
+    fn admit(&self, subject: &str, payload: &[u8]) -> Result<Invocation, InvocationResponse> {
         let invocation = Invocation::decode(payload, &self.limits).map_err(|e| {
             InvocationResponse::error(
                 "",
@@ -315,15 +370,27 @@ impl Server {
                 ),
             ));
         }
+        // A call over a link names the same contract and link on both ends.
+        let (origin, target) = (&invocation.origin, &invocation.target);
+        if (target.contract_id.is_some() && target.contract_id != origin.contract_id)
+            || (target.link_name.is_some() && target.link_name != origin.link_name)
+        {
+            return Err(refuse(
+                RpcErrorKind::BadRequest,
+                "the origin and target name different links".to_owned(),
+            ));
+        }
+        let call = Call {
+            id: &invocation.id,
+            origin: &origin.id,
+            target: &self.target_id,
+            operation: &invocation.operation,
+            subject,
+            contract_id: origin.contract_id.as_deref(),
+            link_name: origin.link_name.as_deref(),
+        };
         self.verifier
-            .verify_call(
-                &invocation.token,
-                &invocation.id,
-                &invocation.origin.id,
-                &self.target_id,
-                &invocation.operation,
-                &invocation.payload,
-            )
+            .verify_call(&invocation.token, &call, &invocation.payload)
             .map_err(|e| refuse(RpcErrorKind::Denied, format!("invocation refused: {e}")))?;
         Ok(invocation)
     }
@@ -370,14 +437,19 @@ impl Server {
 /// own tasks (wait for them through the service's slots).
 ///
 /// Every message is decoded, checked and verified (see [`Server`]) before
-/// [`Service::admit`] is asked for a slot; refusals are answered at once.
-/// Messages without a reply subject are ignored.
+/// anything is spent on it; refusals are answered at once. A verified
+/// invocation then takes one of the server's pending places (when all are
+/// taken it is answered `timeout` at once) and waits on its own task for
+/// [`Service::admit`], so the loop never blocks on a busy service. Its
+/// deadline counts from its receipt. Messages without a reply subject are
+/// ignored.
 pub async fn serve<S: Service>(
     server: Arc<Server>,
     mut subscriber: async_nats::Subscriber,
     service: Arc<S>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(server.max_pending));
     let mut draining = *stop.borrow_and_update();
     if draining && let Err(e) = subscriber.drain().await {
         tracing::warn!("cannot drain a subscription: {e}");
@@ -400,26 +472,44 @@ pub async fn serve<S: Service>(
             }
         };
         let Some(message) = message else { break };
+        let received = tokio::time::Instant::now();
         let Some(reply) = message.reply else { continue };
-        let invocation = match server.admit(&message.payload) {
+        let invocation = match server.admit(&message.subject, &message.payload) {
             Ok(invocation) => invocation,
             Err(refusal) => {
                 server.respond(reply, refusal).await;
                 continue;
             }
         };
-        let Some(slot) = service.admit().await else {
-            break;
+        let Ok(place) = pending.clone().try_acquire_owned() else {
+            let busy = InvocationResponse::error(
+                invocation.id,
+                RpcErrorKind::Timeout,
+                format!(
+                    "{} invocations of {} already wait or run here",
+                    server.max_pending, server.target_id
+                ),
+            );
+            server.respond(reply, busy).await;
+            continue;
         };
         let (server, service) = (server.clone(), service.clone());
         tokio::spawn(async move {
             let id = invocation.id.clone();
-            let response = match service.call(&slot, invocation).await {
-                Ok(payload) => InvocationResponse::ok(id, payload),
+            let deadline = received + server.deadline;
+            let response = match service.admit(deadline).await {
+                Ok(slot) => {
+                    let answer = service.call(&slot, invocation, deadline).await;
+                    drop(slot);
+                    match answer {
+                        Ok(payload) => InvocationResponse::ok(id, payload),
+                        Err(e) => InvocationResponse::error(id, e.kind, e.message),
+                    }
+                }
                 Err(e) => InvocationResponse::error(id, e.kind, e.message),
             };
             server.respond(reply, response).await;
-            drop(slot);
+            drop(place);
         });
     }
 }

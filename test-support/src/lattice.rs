@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use trellis_claims::invocation::{InvocationSigner, issue_credential};
+use trellis_claims::invocation::{Call, InvocationSigner, issue_credential};
 use trellis_claims::keys::{KeyKind, KeyPair, generate};
 use trellis_protocol::contracts::http::{HANDLE_OPERATION, HttpRequest, HttpResponse};
 use trellis_protocol::{
@@ -71,16 +71,17 @@ impl TestClient {
             link_name: None,
         };
         let mut invocation = Invocation::new(id.clone(), origin, target, HANDLE_OPERATION, payload);
-        invocation.token = self
-            .signer
-            .sign(
-                &id,
-                &invocation.origin.id,
-                actor_id,
-                HANDLE_OPERATION,
-                &invocation.payload,
-            )
-            .unwrap();
+        let subject = self.lattice.rpc(actor_id, None).unwrap();
+        let call = Call {
+            id: &id,
+            origin: &invocation.origin.id,
+            target: actor_id,
+            operation: HANDLE_OPERATION,
+            subject: &subject,
+            contract_id: None,
+            link_name: None,
+        };
+        invocation.token = self.signer.sign(&call, &invocation.payload).unwrap();
         invocation.encode().unwrap()
     }
 

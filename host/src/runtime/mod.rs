@@ -7,9 +7,11 @@ mod log_stream;
 pub mod memory;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio_util::task::AbortOnDropHandle;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
@@ -36,6 +38,24 @@ pub struct ActorState {
     limits: StoreLimits,
     /// What the actor may reach beyond computing: its claims and links.
     pub capabilities: CapabilityContext,
+    /// Counts this store among the runtime's live ones until it drops.
+    _live: LiveStore,
+}
+
+/// One live store, counted in [`Runtime::live_instances`] until dropped.
+struct LiveStore(Arc<AtomicUsize>);
+
+impl LiveStore {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for LiveStore {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl WasiView for ActorState {
@@ -145,6 +165,7 @@ pub struct Runtime {
     linker: Linker<ActorState>,
     cache: Mutex<HashMap<String, Component>>,
     limits: RuntimeLimits,
+    live: Arc<AtomicUsize>,
     _ticker: EpochTicker,
 }
 
@@ -192,6 +213,7 @@ impl Runtime {
             linker,
             cache: Mutex::new(HashMap::new()),
             limits,
+            live: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
         })
     }
@@ -266,6 +288,12 @@ impl Runtime {
         Ok(ActorComponent { pre })
     }
 
+    /// Stores alive now, all actors together: each holds (or is about to
+    /// hold) one instance of the pool, a count.
+    pub fn live_instances(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
     /// A fresh store for one invocation of `actor_id`: no preopens, no
     /// environment, no arguments, no sockets, no stdin; stdout and stderr
     /// go to the host log. The execution deadline starts now.
@@ -293,19 +321,19 @@ impl Runtime {
             table: ResourceTable::new(),
             limits,
             capabilities,
+            _live: LiveStore::new(&self.live),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Yield to the async runtime every tick so a busy guest cannot starve
-        // other tasks, and trap once the deadline has passed.
-        let tick_ms = self.limits.epoch_tick.as_millis().max(1);
-        let budget = u64::try_from(self.limits.execution_deadline.as_millis().div_ceil(tick_ms))
-            .unwrap_or(u64::MAX);
-        let mut spent = 0u64;
+        // other tasks, and trap once the deadline has passed, measured on
+        // the clock from the store's creation (not in ticks counted, which
+        // a guest waiting in a host call would not spend).
+        let started = std::time::Instant::now();
+        let deadline = self.limits.execution_deadline;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            spent += 1;
-            if spent > budget {
+            if started.elapsed() >= deadline {
                 Err(wasmtime::Trap::Interrupt.into())
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -351,13 +379,29 @@ impl Runtime {
             .new_response_outparam(sender)
             .map_err(guest)?;
         let component = component.clone();
-        let task = tokio::spawn(async move {
-            let proxy = component.instantiate(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
+        let deadline = self.limits.execution_deadline;
+        // The guest task ends with this call: if the caller gives up (its
+        // future is dropped on a timeout), the guard aborts the task, which
+        // drops the store and frees the instance's pool slot at once. The
+        // guest's own wall-clock deadline holds even while it waits in a
+        // host call, where epoch interruption cannot reach it.
+        let mut task = AbortOnDropHandle::new(tokio::spawn(async move {
+            let run = async {
+                let proxy = component.instantiate(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            tokio::time::timeout(deadline, run)
                 .await
-        });
+                .unwrap_or_else(|_| {
+                    Err(wasmtime::Error::msg(format!(
+                        "the actor ran past its deadline of {} ms",
+                        deadline.as_millis()
+                    )))
+                })
+        }));
         let join = |r: std::result::Result<wasmtime::Result<()>, tokio::task::JoinError>| match r {
             Ok(Ok(())) => Error::new(ErrorKind::Guest, "the actor never set a response"),
             Ok(Err(e)) => guest(e),
@@ -372,7 +416,7 @@ impl Runtime {
                     format!("the actor answered with an error: {code:?}"),
                 ));
             }
-            Err(_) => return Err(join(task.await)),
+            Err(_) => return Err(join((&mut task).await)),
         };
         let (parts, body) = response.into_parts();
         let limit = self.limits.max_response_body_bytes;
@@ -389,7 +433,7 @@ impl Runtime {
         };
         // The guest may still fail after the body is complete; that is its
         // own business once the response is whole.
-        if let Ok(Err(e)) = task.await {
+        if let Ok(Err(e)) = (&mut task).await {
             tracing::debug!("actor failed after responding: {e:#}");
         }
         let headers = parts

@@ -7,9 +7,12 @@ use trellis_claims::keys::{KeyKind, generate};
 
 use crate::{TestLattice, body, example, no_annotations, write_temp};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invocations_are_balanced_over_two_hosts_and_survive_one_stopping() {
-    let lattice = TestLattice::new();
+/// Two hosts of `lattice`, each running the hello actor with up to
+/// `instances` instances; returns them and the actor's id.
+async fn hello_on_two_hosts(
+    lattice: &TestLattice,
+    instances: u32,
+) -> (trellis_host::Host, trellis_host::Host, String) {
     let (a, b) = (lattice.host().await, lattice.host().await);
     let dir = tempfile::tempdir().unwrap();
     let actor = generate(KeyKind::Actor);
@@ -18,9 +21,19 @@ async fn invocations_are_balanced_over_two_hosts_and_survive_one_stopping() {
         "hello.wasm",
         &lattice.sign(&example("hello"), &actor, &["wasi:http"]),
     );
-    a.start_actor(&path, 16, no_annotations()).await.unwrap();
-    b.start_actor(&path, 16, no_annotations()).await.unwrap();
-    let actor_id = actor.public_key();
+    a.start_actor(&path, instances, no_annotations())
+        .await
+        .unwrap();
+    b.start_actor(&path, instances, no_annotations())
+        .await
+        .unwrap();
+    (a, b, actor.public_key())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_are_balanced_over_two_hosts_and_survive_one_stopping() {
+    let lattice = TestLattice::new();
+    let (a, b, actor_id) = hello_on_two_hosts(&lattice, 16).await;
     let client = Arc::new(lattice.client().await);
 
     // 1,000 invocations, 50 at a time.
@@ -65,5 +78,37 @@ async fn invocations_are_balanced_over_two_hosts_and_survive_one_stopping() {
         b.invocations_served(&actor_id).await.unwrap(),
         served_b + 100
     );
+    b.stop(None).await;
+}
+
+/// One captured invocation sent again and again to an actor that runs on
+/// two hosts (one queue group) runs at most once per host: each host's
+/// replay cache refuses the copies it gets, but the caches are not shared.
+/// This is the outcome `docs/protocol.md` §4.7 documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_invocation_runs_at_most_once_per_host_of_its_queue_group() {
+    let lattice = TestLattice::new();
+    let (a, b, actor_id) = hello_on_two_hosts(&lattice, 4).await;
+    let client = lattice.client().await;
+    let captured = client.http_invocation(&actor_id, "/?name=once");
+    let (mut ran, mut replayed) = (0, 0);
+    for _ in 0..12 {
+        match client.send(&actor_id, captured.clone()).await {
+            Ok(response) => {
+                assert_eq!(body(&response), "Hello, once!");
+                ran += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind, trellis_protocol::RpcErrorKind::Denied, "{e:?}");
+                replayed += 1;
+            }
+        }
+    }
+    let served = a.invocations_served(&actor_id).await.unwrap()
+        + b.invocations_served(&actor_id).await.unwrap();
+    assert!((1..=2).contains(&ran), "ran {ran} times");
+    assert_eq!(served, ran);
+    assert_eq!(ran + replayed, 12);
+    a.stop(None).await;
     b.stop(None).await;
 }

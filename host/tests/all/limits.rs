@@ -168,3 +168,72 @@ async fn deep_recursion_traps() {
     );
     host.stop(None).await;
 }
+
+/// 1,000 calls to an actor that sleeps 600 s time out at the host's
+/// `rpc_timeout` (those that never got an instance included); another
+/// actor answers all the while; and once the callers have their timeouts,
+/// the sleepers' instances are gone within one more deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeper_cannot_starve_the_rest() {
+    let lattice = TestLattice::new();
+    let rpc_timeout = Duration::from_secs(2);
+    let limits = RuntimeLimits {
+        // Far beyond the callers' patience: the callers' timeouts must be
+        // what ends the sleepers.
+        execution_deadline: Duration::from_secs(600),
+        ..RuntimeLimits::default()
+    };
+    let share = limits.max_total_instances - limits.reserved_instances;
+    let host = trellis_host::Host::start(HostConfig {
+        rpc_timeout,
+        limits,
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let sleepy = generate(KeyKind::Actor);
+    let hello = generate(KeyKind::Actor);
+    let start = |name: &'static str, key: &trellis_claims::keys::KeyPair, instances: u32| {
+        let wasm = lattice.sign(&example(name), key, &[]);
+        host.start_actor_bytes(wasm, name.into(), instances, no_annotations())
+    };
+    // One actor may not take the pool's reserve.
+    let greedy = start("sleepy", &sleepy, share + 1).await.unwrap_err();
+    assert_eq!(greedy.kind(), ErrorKind::BadRequest);
+    start("sleepy", &sleepy, share).await.unwrap();
+    start("hello", &hello, 4).await.unwrap();
+
+    let client = std::sync::Arc::new(lattice.client().await);
+    let started = Instant::now();
+    let sleepers: Vec<_> = (0..1_000)
+        .map(|_| {
+            let client = client.clone();
+            let id = sleepy.public_key();
+            tokio::spawn(async move { client.get(&id, "/?ms=600000").await })
+        })
+        .collect();
+    let mut greetings = 0;
+    while sleepers.iter().any(|s| !s.is_finished()) {
+        let answer = client.get(&hello.public_key(), "/?name=Ada").await;
+        assert_eq!(body(&answer.unwrap()), "Hello, Ada!");
+        greetings += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let timed_out = started.elapsed();
+    for sleeper in sleepers {
+        let err = sleeper.await.unwrap().unwrap_err();
+        assert_eq!(err.kind, RpcErrorKind::Timeout, "{err:?}");
+    }
+    assert!(greetings > 0);
+    assert!(
+        timed_out < rpc_timeout * 3,
+        "the sleepers took {timed_out:?} to time out"
+    );
+    let freed = crate::eventually(rpc_timeout, || async { host.live_instances() == 0 }).await;
+    assert!(
+        freed,
+        "{} instances still alive one deadline after the timeouts",
+        host.live_instances()
+    );
+    host.stop(None).await;
+}

@@ -47,6 +47,9 @@ pub enum ErrorKind {
     /// A sealed secret does not open with the key it was given: it was
     /// sealed to another key or by another sender, or it was altered.
     CannotOpen,
+    /// A token's lifetime (`exp` − `iat`) is longer than the receiver
+    /// accepts.
+    LifetimeTooLong,
 }
 
 impl ErrorKind {
@@ -71,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Replayed => "replayed",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::CannotOpen => "cannot_open",
+            ErrorKind::LifetimeTooLong => "lifetime_too_long",
         }
     }
 }
@@ -95,6 +99,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Replayed => "replayed",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::CannotOpen => "cannot open sealed secret",
+            ErrorKind::LifetimeTooLong => "lifetime too long",
         })
     }
 }

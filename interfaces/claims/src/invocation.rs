@@ -59,6 +59,35 @@ pub const DEFAULT_REPLAY_CACHE_CAPACITY: usize = 1_000_000;
 /// Most credentials cached as verified. Defaults to 4,096.
 pub const DEFAULT_CREDENTIAL_CACHE_CAPACITY: usize = 4_096;
 
+/// Longest lifetime (`exp` − `iat`) of a token accepted, in seconds.
+/// Defaults to 120 s: four times [`DEFAULT_TOKEN_TTL`], and the bound on
+/// how long a captured token can be replayed at a receiver that has not
+/// seen it.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 120;
+
+/// What an invocation token binds besides its payload: who calls whom for
+/// what, on which NATS subject, over which link. A receiver checks each
+/// field against the invocation it received and the subject it arrived on,
+/// so a copied token cannot be sent to another link instance, contract or
+/// subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call<'a> {
+    /// The invocation id (the token's `jti`).
+    pub id: &'a str,
+    /// On whose behalf the call is made (the origin entity's id).
+    pub origin: &'a str,
+    /// The target's key (`M…`, `V…` or `N…`), the token's `sub`.
+    pub target: &'a str,
+    /// The operation invoked.
+    pub operation: &'a str,
+    /// The NATS subject the invocation is published on.
+    pub subject: &'a str,
+    /// The contract id the call travels over, if any.
+    pub contract_id: Option<&'a str>,
+    /// The link name the call travels over, if any.
+    pub link_name: Option<&'a str>,
+}
+
 /// Metadata of a credential: which member kind it vouches for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialMetadata {
@@ -138,6 +167,17 @@ pub struct InvocationMetadata {
     pub operation: String,
     /// Lowercase hex SHA-256 of the payload.
     pub payload_hash: String,
+    /// The NATS subject of an invocation ([`Call::subject`]); empty in
+    /// control tokens and host-to-provider messages, which bind theirs in
+    /// `target`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    /// The contract id of an invocation ([`Call::contract_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<String>,
+    /// The link name of an invocation ([`Call::link_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_name: Option<String>,
     /// The sender's credential, a JWT issued by a cluster issuer.
     pub credential: String,
 }
@@ -277,22 +317,28 @@ impl InvocationSigner {
         self.public_key.clone()
     }
 
-    /// A token for invocation `id` of `operation` on `target` with
-    /// `payload`, made on behalf of `origin`.
+    /// A token for the invocation `call` with `payload`: bound to its id,
+    /// origin, target, operation, subject, contract and link name.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Malformed`] if signing fails, which it does not for
     /// valid keys.
-    pub fn sign(
-        &self,
-        id: &str,
-        origin: &str,
-        target: &str,
-        operation: &str,
-        payload: &[u8],
-    ) -> Result<String> {
-        self.sign_bound(id, origin, target, target, operation, payload)
+    pub fn sign(&self, call: &Call<'_>, payload: &[u8]) -> Result<String> {
+        let binding = Binding {
+            subject: call.subject,
+            contract_id: call.contract_id,
+            link_name: call.link_name,
+        };
+        self.sign_bound(
+            call.id,
+            call.origin,
+            call.target,
+            call.target,
+            call.operation,
+            payload,
+            binding,
+        )
     }
 
     /// A control token for a request on NATS `subject` performing
@@ -306,7 +352,7 @@ impl InvocationSigner {
     pub fn sign_control(&self, subject: &str, operation: &str, payload: &[u8]) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let me = self.public_key.as_str();
-        self.sign_bound(&id, me, me, subject, operation, payload)
+        self.sign_bound(&id, me, me, subject, operation, payload, Binding::NONE)
     }
 
     /// A token for a message from this signer to `target` (e.g. a host's
@@ -319,9 +365,10 @@ impl InvocationSigner {
     pub fn sign_message(&self, target: &str, operation: &str, payload: &[u8]) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let me = self.public_key.as_str();
-        self.sign_bound(&id, me, target, target, operation, payload)
+        self.sign_bound(&id, me, target, target, operation, payload, Binding::NONE)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sign_bound(
         &self,
         id: &str,
@@ -330,6 +377,7 @@ impl InvocationSigner {
         target: &str,
         operation: &str,
         payload: &[u8],
+        binding: Binding<'_>,
     ) -> Result<String> {
         let now = now_secs();
         let claims = Claims {
@@ -344,6 +392,9 @@ impl InvocationSigner {
                 target: target.to_owned(),
                 operation: operation.to_owned(),
                 payload_hash: sha256_hex(payload),
+                subject: binding.subject.to_owned(),
+                contract_id: binding.contract_id.map(str::to_owned),
+                link_name: binding.link_name.map(str::to_owned),
                 credential: self
                     .credential
                     .read()
@@ -386,6 +437,25 @@ struct Expected<'a> {
     target: Bound<'a>,
     /// The origin and operation, when checked.
     call: Option<(&'a str, &'a str)>,
+    /// The subject and link an invocation is bound to, when checked.
+    binding: Option<Binding<'a>>,
+}
+
+/// The subject and link a token binds ([`Call`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Binding<'a> {
+    subject: &'a str,
+    contract_id: Option<&'a str>,
+    link_name: Option<&'a str>,
+}
+
+impl Binding<'_> {
+    /// No binding: control tokens and host-to-provider messages.
+    const NONE: Binding<'static> = Binding {
+        subject: "",
+        contract_id: None,
+        link_name: None,
+    };
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -404,6 +474,9 @@ pub struct VerifierSettings {
     pub replay_cache_capacity: usize,
     /// Most credentials cached. Defaults to [`DEFAULT_CREDENTIAL_CACHE_CAPACITY`].
     pub credential_cache_capacity: usize,
+    /// Longest token lifetime (`exp` − `iat`) accepted, in seconds.
+    /// Defaults to [`DEFAULT_MAX_TOKEN_LIFETIME_SECS`].
+    pub max_token_lifetime_secs: u64,
 }
 
 impl Default for VerifierSettings {
@@ -412,6 +485,7 @@ impl Default for VerifierSettings {
             clock_skew_secs: jwt::DEFAULT_CLOCK_SKEW_SECS,
             replay_cache_capacity: DEFAULT_REPLAY_CACHE_CAPACITY,
             credential_cache_capacity: DEFAULT_CREDENTIAL_CACHE_CAPACITY,
+            max_token_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }
     }
 }
@@ -508,7 +582,10 @@ impl InvocationVerifier {
     ///   cluster issuer of this lattice, or is for another lattice;
     /// - [`ErrorKind::BadSignature`]: the token was not signed by the key
     ///   the credential names, or either signature is wrong;
-    /// - [`ErrorKind::Expired`] / [`ErrorKind::NotYetValid`];
+    /// - [`ErrorKind::Expired`] / [`ErrorKind::NotYetValid`] (also for an
+    ///   `iat` in the future, beyond the clock skew);
+    /// - [`ErrorKind::LifetimeTooLong`]: `exp` − `iat` is over
+    ///   [`VerifierSettings::max_token_lifetime_secs`];
     /// - [`ErrorKind::HashMismatch`]: the payload, id or target differ from
     ///   what was signed;
     /// - [`ErrorKind::Replayed`]: the id was seen before;
@@ -525,33 +602,38 @@ impl InvocationVerifier {
             id: Some(id),
             target: Bound::Member(target),
             call: None,
+            binding: None,
         };
         self.check(token, expected, payload)
     }
 
-    /// As [`InvocationVerifier::verify`], and also checks that the token
-    /// was issued for `operation` on behalf of `origin`, and that a
-    /// provider does not claim to speak for an actor. Receivers of
+    /// As [`InvocationVerifier::verify`], and also checks every field of
+    /// `call`: that the token was issued for its operation on behalf of its
+    /// origin, on its NATS subject, over its contract and link name; and
+    /// that a provider does not claim to speak for an actor. Receivers of
     /// invocations use this one.
     ///
     /// # Errors
     ///
     /// As [`InvocationVerifier::verify`]; [`ErrorKind::HashMismatch`] when
-    /// the operation or origin differs from the signed one;
-    /// [`ErrorKind::WrongKeyKind`] when a provider claims an actor origin.
+    /// the operation, origin, subject, contract or link name differs from
+    /// the signed one; [`ErrorKind::WrongKeyKind`] when a provider claims
+    /// an actor origin.
     pub fn verify_call(
         &self,
         token: &str,
-        id: &str,
-        origin: &str,
-        target: &str,
-        operation: &str,
+        call: &Call<'_>,
         payload: &[u8],
     ) -> Result<VerifiedSender> {
         let expected = Expected {
-            id: Some(id),
-            target: Bound::Member(target),
-            call: Some((origin, operation)),
+            id: Some(call.id),
+            target: Bound::Member(call.target),
+            call: Some((call.origin, call.operation)),
+            binding: Some(Binding {
+                subject: call.subject,
+                contract_id: call.contract_id,
+                link_name: call.link_name,
+            }),
         };
         self.check(token, expected, payload)
     }
@@ -613,6 +695,7 @@ impl InvocationVerifier {
             id: None,
             target,
             call: Some((&claimed.iss, operation)),
+            binding: Some(Binding::NONE),
         };
         self.check(token, expected, payload)
     }
@@ -670,13 +753,45 @@ impl InvocationVerifier {
                 ));
             }
         }
+        if let Some(binding) = expected.binding {
+            let signed = Binding {
+                subject: &claims.trellis.subject,
+                contract_id: claims.trellis.contract_id.as_deref(),
+                link_name: claims.trellis.link_name.as_deref(),
+            };
+            if signed != binding {
+                return Err(Error::new(
+                    ErrorKind::HashMismatch,
+                    "the token was issued for another subject, contract or link",
+                ));
+            }
+        }
+        let now = now_secs();
+        let skew = self.settings.clock_skew_secs;
+        if claims.iat > now.saturating_add(skew) {
+            return Err(Error::new(
+                ErrorKind::NotYetValid,
+                "the token was issued in the future",
+            ));
+        }
+        let exp = claims.exp.unwrap_or(0);
+        if exp.saturating_sub(claims.iat) > self.settings.max_token_lifetime_secs {
+            return Err(Error::new(
+                ErrorKind::LifetimeTooLong,
+                format!(
+                    "the token is valid for {} s; at most {} s is accepted",
+                    exp.saturating_sub(claims.iat),
+                    self.settings.max_token_lifetime_secs
+                ),
+            ));
+        }
         if claims.trellis.payload_hash != sha256_hex(payload) {
             return Err(Error::new(
                 ErrorKind::HashMismatch,
                 "the payload was changed after signing",
             ));
         }
-        let exp = claims.exp.unwrap_or(0) + self.settings.clock_skew_secs;
+        let exp = exp.saturating_add(skew);
         let fresh = self
             .seen
             .lock()
@@ -684,7 +799,7 @@ impl InvocationVerifier {
             .insert(
                 &claims.jti,
                 exp,
-                now_secs(),
+                now,
                 self.settings.replay_cache_capacity.max(1),
             );
         if !fresh {
@@ -700,7 +815,7 @@ impl InvocationVerifier {
         let now = now_secs();
         if let Ok(cache) = self.credentials.lock()
             && let Some((sender, exp)) = cache.get(credential)
-            && *exp + self.settings.clock_skew_secs >= now
+            && exp.saturating_add(self.settings.clock_skew_secs) >= now
         {
             return Ok(sender.clone());
         }

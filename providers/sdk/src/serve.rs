@@ -15,7 +15,7 @@ use trellis_protocol::provider::{
 };
 use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
-    DecodeLimits, Invocation, Lattice, LinkDefinition, Route, RpcError, encode_json,
+    DecodeLimits, Invocation, Lattice, LinkDefinition, Route, RpcError, RpcErrorKind, encode_json,
 };
 
 use crate::{
@@ -148,22 +148,42 @@ struct ProviderService<P: Provider> {
 impl<P: Provider> Service for ProviderService<P> {
     type Slot = OwnedSemaphorePermit;
 
-    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        self.permits.clone().acquire_owned().await.ok()
+    async fn admit(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<OwnedSemaphorePermit, RpcError> {
+        tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                RpcError::new(
+                    RpcErrorKind::Timeout,
+                    "every handler of the provider is busy",
+                )
+            })?
+            .map_err(|_| RpcError::new(RpcErrorKind::NotFound, "the provider is shutting down"))
     }
 
     async fn call(
         &self,
         _slot: &OwnedSemaphorePermit,
         invocation: Invocation,
+        deadline: tokio::time::Instant,
     ) -> Result<Vec<u8>, RpcError> {
-        self.linked
-            .call(
+        tokio::time::timeout_at(
+            deadline,
+            self.linked.call(
                 &invocation.origin,
                 &invocation.operation,
                 &invocation.payload,
-            )
-            .await
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::new(
+                RpcErrorKind::Timeout,
+                "the provider did not answer within the invocation's deadline",
+            ))
+        })
     }
 }
 
