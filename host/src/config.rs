@@ -181,6 +181,12 @@ pub struct HostConfig {
     pub provider_cache_dir: PathBuf,
     /// Interval between provider health checks. Defaults to 10 s.
     pub provider_health_interval: Duration,
+    /// How long a provider may leave its health checks unanswered before
+    /// it is taken as hung: it is then killed and restarted (with the
+    /// crash backoff) and a `provider_failed` event says why. A provider
+    /// that answers "unhealthy" is alive and is not restarted. Defaults to
+    /// 30 s.
+    pub provider_hung_after: Duration,
     /// First delay before restarting a crashed provider; it doubles up to
     /// [`HostConfig::provider_restart_max_delay`] and resets after a minute
     /// of uptime. Defaults to 250 ms.
@@ -223,6 +229,7 @@ impl Default for HostConfig {
             dev_mode: false,
             provider_cache_dir: default_provider_cache(),
             provider_health_interval: Duration::from_secs(10),
+            provider_hung_after: Duration::from_secs(30),
             provider_restart_delay: Duration::from_millis(250),
             provider_restart_max_delay: Duration::from_secs(30),
             provider_shutdown_timeout: Duration::from_secs(5),

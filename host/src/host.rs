@@ -862,6 +862,7 @@ impl Host {
             restart_max_delay: cfg.provider_restart_max_delay,
             shutdown_timeout: cfg.provider_shutdown_timeout,
             health_interval: cfg.provider_health_interval,
+            hung_after: cfg.provider_hung_after,
         };
         // Each spawn checks the binary against this hash, so a binary
         // changed on disk after it was verified is never run.

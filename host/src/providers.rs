@@ -175,6 +175,18 @@ pub(crate) struct Supervision {
     pub restart_max_delay: Duration,
     pub shutdown_timeout: Duration,
     pub health_interval: Duration,
+    /// How long unanswered health checks mean a hung process.
+    pub hung_after: Duration,
+}
+
+/// Why a provider process's run ended.
+enum Ended {
+    /// The process exited by itself.
+    Exited(std::io::Result<std::process::ExitStatus>),
+    /// It left its health checks unanswered too long and was killed.
+    Hung,
+    /// The host asked it to stop.
+    Stopping,
 }
 
 /// A provider this host supervises.
@@ -452,11 +464,15 @@ async fn run(
 ) {
     let d = launch.description.clone();
     let mut delay = s.restart_delay;
+    // The health checks report a hung process here; one report at most
+    // waits, and a report about an earlier process is dropped at spawn.
+    let (hung_tx, mut hung_rx) = tokio::sync::mpsc::channel(1);
     let health = tokio::spawn(health_checks(
         launch.subjects.health.clone(),
         d.clone(),
         s.clone(),
         stop_rx.clone(),
+        hung_tx,
     ));
     let mut first = true;
     loop {
@@ -480,6 +496,7 @@ async fn run(
         if let Ok(mut p) = pid.lock() {
             *p = child.id();
         }
+        while hung_rx.try_recv().is_ok() {}
         let started = Instant::now();
         let start = if first {
             ProviderStart::Started
@@ -502,48 +519,56 @@ async fn run(
             s.clone(),
         ));
         let outcome = tokio::select! {
-            status = child.wait() => Some(status),
-            _ = stop_rx.changed() => None,
+            status = child.wait() => Ended::Exited(status),
+            Some(()) = hung_rx.recv() => Ended::Hung,
+            _ = stop_rx.changed() => Ended::Stopping,
         };
         syncing.abort();
-        match outcome {
-            Some(status) => {
-                if let Ok(mut p) = pid.lock() {
-                    *p = None;
-                }
-                if *stop_rx.borrow() {
-                    break;
-                }
-                let status = status
+        let error = match outcome {
+            Ended::Exited(status) => format!(
+                "exited: {}",
+                status
                     .map(|s| s.to_string())
-                    .unwrap_or_else(|e| e.to_string());
-                tracing::warn!(
-                    provider = d.id,
-                    "provider exited ({status}); restarting in {delay:?}"
-                );
-                s.events
-                    .publish(ProviderFailedData {
-                        provider: ProviderInstance::from(&d),
-                        error: format!("exited: {status}"),
-                        restart_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
-                    })
-                    .await;
-                if started.elapsed() >= STABLE_UPTIME {
-                    delay = s.restart_delay;
-                }
-                if wait_or_stop(&mut stop_rx, delay).await {
-                    break;
-                }
-                delay = (delay * 2).min(s.restart_max_delay);
+                    .unwrap_or_else(|e| e.to_string())
+            ),
+            Ended::Hung => {
+                // SIGKILL reaches a stopped or wedged process too.
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(s.shutdown_timeout, child.wait()).await;
+                format!(
+                    "hung: no answer to health checks for {} ms; killed",
+                    s.hung_after.as_millis()
+                )
             }
-            None => {
+            Ended::Stopping => {
                 shut_down(&d.id, &launch.subjects.shutdown, &mut child, &s).await;
                 if let Ok(mut p) = pid.lock() {
                     *p = None;
                 }
                 break;
             }
+        };
+        if let Ok(mut p) = pid.lock() {
+            *p = None;
         }
+        if *stop_rx.borrow() {
+            break;
+        }
+        tracing::warn!(provider = d.id, "provider {error}; restarting in {delay:?}");
+        s.events
+            .publish(ProviderFailedData {
+                provider: ProviderInstance::from(&d),
+                error,
+                restart_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .await;
+        if started.elapsed() >= STABLE_UPTIME {
+            delay = s.restart_delay;
+        }
+        if wait_or_stop(&mut stop_rx, delay).await {
+            break;
+        }
+        delay = (delay * 2).min(s.restart_max_delay);
     }
     health.abort();
     s.events
@@ -654,8 +679,11 @@ async fn health_checks(
     d: ProviderDescription,
     s: Supervision,
     mut stop_rx: watch::Receiver<bool>,
+    hung: tokio::sync::mpsc::Sender<()>,
 ) {
     let mut last: Option<bool> = None;
+    // Since when no health check has been answered, if one is pending.
+    let mut silent_since: Option<Instant> = None;
     let mut ticker = tokio::time::interval(s.health_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -663,12 +691,26 @@ async fn health_checks(
             _ = ticker.tick() => {}
             _ = stop_rx.changed() => return,
         }
-        let status = ask_health(&s.client, &d.id, &health_subject, HEALTH_CHECK_TIMEOUT)
-            .await
-            .unwrap_or_else(|e| HealthCheck {
-                healthy: false,
-                message: format!("no answer: {e}"),
-            });
+        let status = match ask_health(&s.client, &d.id, &health_subject, HEALTH_CHECK_TIMEOUT).await
+        {
+            Ok(status) => {
+                silent_since = None;
+                status
+            }
+            Err(e) => {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= s.hung_after {
+                    // The supervision loop kills and restarts it; the
+                    // count starts again for the next process.
+                    let _ = hung.try_send(());
+                    silent_since = None;
+                }
+                HealthCheck {
+                    healthy: false,
+                    message: format!("no answer: {e}"),
+                }
+            }
+        };
         if last != Some(status.healthy) {
             let provider = ProviderInstance::from(&d);
             let message = status.message;

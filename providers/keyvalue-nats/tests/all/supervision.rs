@@ -284,3 +284,74 @@ async fn forged_link_changes_and_shutdowns_are_ignored_by_the_provider() {
     assert!(alive(pid));
     host.stop(None).await;
 }
+
+/// A provider frozen with SIGSTOP answers nothing: callers get errors
+/// within the provider call timeout instead of hanging, and the host,
+/// seeing its health checks unanswered for `provider_hung_after`, kills
+/// and restarts it with a `provider_failed` event saying it hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_is_restarted_and_callers_get_errors_not_hangs() {
+    let lattice = TestLattice::new();
+    let hung_after = Duration::from_secs(2);
+    let host = Host::start(HostConfig {
+        provider_health_interval: Duration::from_millis(200),
+        provider_hung_after: hung_after,
+        provider_call_timeout: Duration::from_secs(1),
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
+    let mut events = nats
+        .subscribe(Lattice::new(lattice.name.clone()).unwrap().all_events())
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    let provider = start_provider(&host).await;
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "n").await, 1);
+
+    let pid = host.provider_pid(&provider.id, "default").await.unwrap();
+    let frozen = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // A call through the frozen provider fails; it does not hang.
+    let client = lattice.client().await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get(&actor.public_key(), "/counter/n"),
+    )
+    .await
+    .expect("the call hung");
+    assert_ne!(answer.map(|r| r.status).unwrap_or(500), 200);
+
+    let mut hung_reported = false;
+    let deadline = tokio::time::Instant::now() + hung_after * 5;
+    loop {
+        let message = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("the hung provider was not restarted")
+            .unwrap();
+        let event: CloudEvent =
+            CloudEvent::decode(&message.payload, &DecodeLimits::default()).unwrap();
+        match event.event_type() {
+            Some(EventType::ProviderFailed) => {
+                hung_reported |= event.data["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("hung"));
+            }
+            Some(EventType::ProviderStarted) if event.data["start"] == "restarted" => break,
+            _ => {}
+        }
+    }
+    assert!(hung_reported, "no provider_failed event saying it hung");
+    assert!(frozen.elapsed() >= hung_after);
+    assert!(!alive(pid), "the frozen process was left behind");
+    // The new process serves the same links.
+    assert_eq!(count(&lattice, &actor.public_key(), "n").await, 2);
+    host.stop(None).await;
+}
