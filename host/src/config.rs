@@ -181,6 +181,13 @@ pub struct HostConfig {
     pub provider_cache_dir: PathBuf,
     /// Interval between provider health checks. Defaults to 10 s.
     pub provider_health_interval: Duration,
+    /// Lifetime of each credential the host issues for a provider process:
+    /// a new one at every spawn, and a renewed one pushed to the running
+    /// process at half its lifetime. Defaults to 24 h.
+    pub provider_credential_ttl: Duration,
+    /// Clock skew tolerated when checking the `exp`, `nbf` and `iat` of
+    /// invocation tokens and credentials. Defaults to 30 s.
+    pub clock_skew: Duration,
     /// How long a provider may leave its health checks unanswered before
     /// it is taken as hung: it is then killed and restarted (with the
     /// crash backoff) and a `provider_failed` event says why. A provider
@@ -230,6 +237,8 @@ impl Default for HostConfig {
             provider_cache_dir: default_provider_cache(),
             provider_health_interval: Duration::from_secs(10),
             provider_hung_after: Duration::from_secs(30),
+            provider_credential_ttl: trellis_claims::invocation::DEFAULT_CREDENTIAL_TTL,
+            clock_skew: Duration::from_secs(trellis_claims::jwt::DEFAULT_CLOCK_SKEW_SECS),
             provider_restart_delay: Duration::from_millis(250),
             provider_restart_max_delay: Duration::from_secs(30),
             provider_shutdown_timeout: Duration::from_secs(5),

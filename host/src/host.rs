@@ -47,7 +47,7 @@ pub(crate) struct HostInner {
     pub(crate) events: EventPublisher,
     pub(crate) actors: Mutex<HashMap<String, Arc<RunningActor>>>,
     pub(crate) providers: Mutex<HashMap<(String, String), Arc<RunningProvider>>>,
-    pub(crate) cluster: KeyPair,
+    pub(crate) cluster: Arc<KeyPair>,
     pub(crate) cluster_issuers: Vec<String>,
     /// The lattice's secrets key: link secrets are sealed to it.
     pub(crate) secrets: Arc<crate::secrets::LatticeSecrets>,
@@ -137,10 +137,14 @@ impl Host {
         let signer = InvocationSigner::new(key, credential, config.invocation_token_ttl)?;
         let mut issuers = config.cluster_issuers.clone();
         issuers.push(cluster.public_key());
+        let verifier_settings = VerifierSettings {
+            clock_skew_secs: config.clock_skew.as_secs(),
+            ..VerifierSettings::default()
+        };
         let verifier = Arc::new(InvocationVerifier::new(
             lattice.as_str(),
             issuers.clone(),
-            VerifierSettings::default(),
+            verifier_settings.clone(),
         ));
         let rpc = trellis_lattice_client::RpcClient::new(nats.clone(), signer, max_payload);
         let client = Arc::new(LatticeClient::new(
@@ -180,7 +184,7 @@ impl Host {
         let ctl_verifier = InvocationVerifier::control(
             lattice.as_str(),
             config.ctl_issuers.iter().cloned(),
-            VerifierSettings::default(),
+            verifier_settings,
         );
         let inner = Arc::new(HostInner {
             id,
@@ -196,7 +200,7 @@ impl Host {
             events,
             actors: Mutex::new(HashMap::new()),
             providers: Mutex::new(HashMap::new()),
-            cluster,
+            cluster: Arc::new(cluster),
             cluster_issuers: issuers,
             secrets,
             ctl_verifier,
@@ -842,7 +846,6 @@ impl Host {
             tls: cfg.nats.tls.clone(),
         };
         let (host_data, secrets_key) = crate::providers::host_data(
-            &self.inner.cluster,
             &self.inner.secrets,
             self.inner.lattice.as_str(),
             &self.inner.id,
@@ -863,6 +866,8 @@ impl Host {
             shutdown_timeout: cfg.provider_shutdown_timeout,
             health_interval: cfg.provider_health_interval,
             hung_after: cfg.provider_hung_after,
+            cluster: self.inner.cluster.clone(),
+            credential_ttl: cfg.provider_credential_ttl,
         };
         // Each spawn checks the binary against this hash, so a binary
         // changed on disk after it was verified is never run.

@@ -16,8 +16,8 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use trellis_claims::VerifyOptions;
-use trellis_claims::invocation::{DEFAULT_CREDENTIAL_TTL, issue_credential};
-use trellis_claims::keys::{KeyKind, KeyPair, generate};
+use trellis_claims::invocation::issue_credential;
+use trellis_claims::keys::{KeyKind, KeyPair, generate, parse_seed};
 use trellis_claims::provider::{ArchiveLimits, ExtractedBinary, ProviderArchive, current_target};
 use trellis_protocol::event::{
     HealthCheckFailedData, HealthCheckPassedData, ProviderFailedData, ProviderInstance,
@@ -26,7 +26,7 @@ use trellis_protocol::event::{
 use trellis_protocol::provider::{HealthCheck, HostData, NatsConnection};
 use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
-    ContractId, DecodeLimits, LinkDefinition, ProviderDescription, decode_json,
+    ContractId, DecodeLimits, LinkDefinition, ProviderDescription, decode_json, encode_json,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -35,7 +35,8 @@ use crate::rpc::LatticeClient;
 use crate::secrets::LatticeSecrets;
 use trellis_protocol::Lattice;
 use trellis_protocol::provider::{
-    HEALTH_OPERATION, LINK_DEL_OPERATION, LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
+    CREDENTIAL_OPERATION, CredentialRenewal, HEALTH_OPERATION, LINK_DEL_OPERATION,
+    LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
 };
 
 /// A change of a link, as told to its provider.
@@ -177,6 +178,10 @@ pub(crate) struct Supervision {
     pub health_interval: Duration,
     /// How long unanswered health checks mean a hung process.
     pub hung_after: Duration,
+    /// The host's cluster key, which vouches for each provider process.
+    pub cluster: Arc<KeyPair>,
+    /// Lifetime of a provider process's credential.
+    pub credential_ttl: Duration,
 }
 
 /// Why a provider process's run ended.
@@ -317,7 +322,6 @@ async fn install(
 /// logged).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn host_data(
-    cluster: &KeyPair,
     secrets: &LatticeSecrets,
     lattice: &str,
     host_id: &str,
@@ -330,12 +334,8 @@ pub(crate) fn host_data(
     log_level: String,
 ) -> Result<(HostData, String)> {
     let instance = generate(KeyKind::Provider);
-    let credential = issue_credential(
-        cluster,
-        &instance.public_key(),
-        lattice,
-        DEFAULT_CREDENTIAL_TTL,
-    )?;
+    // Issued afresh before every spawn (see `run`).
+    let credential = String::new();
     let xkey = trellis_claims::secrets::generate_xkey();
     let secrets_key = xkey.public_key();
     let links = links
@@ -457,13 +457,16 @@ fn plain_line(line: &str) -> String {
 }
 
 async fn run(
-    launch: Launch,
+    mut launch: Launch,
     s: Supervision,
     mut stop_rx: watch::Receiver<bool>,
     pid: Arc<Mutex<Option<u32>>>,
 ) {
     let d = launch.description.clone();
     let mut delay = s.restart_delay;
+    let instance_key = parse_seed(&launch.host_data.provider_seed, KeyKind::Provider)
+        .map(|k| k.public_key())
+        .unwrap_or_default();
     // The health checks report a hung process here; one report at most
     // waits, and a report about an earlier process is dropped at spawn.
     let (hung_tx, mut hung_rx) = tokio::sync::mpsc::channel(1);
@@ -476,6 +479,17 @@ async fn run(
     ));
     let mut first = true;
     loop {
+        // A new credential for every process, valid for the configured
+        // lifetime; `renew_credentials` replaces it before it expires.
+        match issue_credential(
+            &s.cluster,
+            &instance_key,
+            &launch.host_data.lattice,
+            s.credential_ttl,
+        ) {
+            Ok(credential) => launch.host_data.credential = credential,
+            Err(e) => tracing::error!(provider = d.id, "cannot issue a credential: {e}"),
+        }
         let mut child = match checked_spawn(&launch).await {
             Ok(child) => child,
             Err(e) => {
@@ -518,12 +532,20 @@ async fn run(
             d.clone(),
             s.clone(),
         ));
+        let renewing = tokio::spawn(renew_credentials(
+            launch.subjects.credential.clone(),
+            instance_key.clone(),
+            launch.host_data.lattice.clone(),
+            d.id.clone(),
+            s.clone(),
+        ));
         let outcome = tokio::select! {
             status = child.wait() => Ended::Exited(status),
             Some(()) = hung_rx.recv() => Ended::Hung,
             _ = stop_rx.changed() => Ended::Stopping,
         };
         syncing.abort();
+        renewing.abort();
         let error = match outcome {
             Ended::Exited(status) => format!(
                 "exited: {}",
@@ -669,6 +691,41 @@ async fn send_links_when_ready(
                 recipient: &secrets_key,
             };
             notify_link(&s.client, lattice, &host_id, &link, LinkChange::Put, seal).await;
+        }
+    }
+}
+
+/// Sends the provider process a new credential at every half of the
+/// credential lifetime, signed with the host's key, until aborted with the
+/// process. Failures are logged; the next round tries again.
+async fn renew_credentials(
+    subject: String,
+    instance_key: String,
+    lattice: String,
+    provider_id: String,
+    s: Supervision,
+) {
+    let half_life = (s.credential_ttl / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(half_life).await;
+        let renewal = issue_credential(&s.cluster, &instance_key, &lattice, s.credential_ttl)
+            .map(|credential| CredentialRenewal { credential })
+            .map_err(|e| e.to_string())
+            .and_then(|r| encode_json(&r).map_err(|e| e.to_string()));
+        let sent = match renewal {
+            Ok(body) => s
+                .client
+                .rpc()
+                .tell(&provider_id, subject.clone(), CREDENTIAL_OPERATION, body)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(
+                provider = provider_id,
+                "cannot renew the provider credential: {e}"
+            );
         }
     }
 }

@@ -154,6 +154,15 @@ pub fn documented_nats_config() -> String {
     doc[start..end].to_owned()
 }
 
+/// The machine's Redis: `TRELLIS_TEST_REDIS_URL`, else
+/// `redis://127.0.0.1:6379`.
+pub fn redis_url() -> String {
+    std::env::var("TRELLIS_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// NATS user-and-password authentication as `user`.
 pub fn nats_user(user: &str, password: &str) -> trellis_protocol::provider::NatsAuth {
     trellis_protocol::provider::NatsAuth::UserPassword {

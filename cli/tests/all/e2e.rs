@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use trellis_test_support::http::{
     Answer, Bytes, StatusCode, free_address, get_until, request, send,
 };
+use trellis_test_support::redis_url;
 use trellis_test_support::up::{Launch, UpLattice, trellis_command};
 
 use crate::test_home;
@@ -23,13 +24,6 @@ const UP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long `trellis up` may take to stop after SIGTERM.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn redis_url() -> String {
-    std::env::var("TRELLIS_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
 
 fn postgres_url() -> String {
     std::env::var("TRELLIS_TEST_POSTGRES_URL")

@@ -19,6 +19,19 @@ pub const LINK_DEL_OPERATION: &str = "link.del";
 pub const HEALTH_OPERATION: &str = "health";
 /// The operation a host's shutdown request to its provider is signed for.
 pub const SHUTDOWN_OPERATION: &str = "shutdown";
+/// The operation a host's credential renewal for its provider is signed
+/// for.
+pub const CREDENTIAL_OPERATION: &str = "credential";
+
+/// A renewed credential for a provider process, sent by its host on
+/// `{rpc}.credential.{host_id}` before the current one expires
+/// (`docs/protocol.md` §2.6). JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRenewal {
+    /// The new credential: a JWT issued by the host's cluster key for the
+    /// process's key (the key of `HostData::provider_seed`).
+    pub credential: String,
+}
 
 /// How a provider authenticates to NATS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

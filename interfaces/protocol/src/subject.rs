@@ -407,6 +407,7 @@ impl Lattice {
             link_del: format!("{rpc}.link.del.{host_id}"),
             health: format!("{rpc}.health.{host_id}"),
             shutdown: format!("{rpc}.shutdown.{host_id}"),
+            credential: format!("{rpc}.credential.{host_id}"),
             rpc,
         })
     }
@@ -434,6 +435,9 @@ pub struct ProviderSubjects {
     pub health: String,
     /// Shutdown request from the host: `{rpc}.shutdown.{host_id}`.
     pub shutdown: String,
+    /// A renewed credential from the host: `{rpc}.credential.{host_id}`,
+    /// body a [`crate::provider::CredentialRenewal`].
+    pub credential: String,
 }
 
 impl fmt::Display for Lattice {

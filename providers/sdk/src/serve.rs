@@ -11,11 +11,13 @@ use trellis_lattice_client::RpcClient;
 use trellis_lattice_client::rpc::{Server, Service};
 use trellis_lattice_client::signed::verify_from;
 use trellis_protocol::provider::{
-    HEALTH_OPERATION, HostData, LINK_DEL_OPERATION, LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
+    CREDENTIAL_OPERATION, CredentialRenewal, HEALTH_OPERATION, HostData, LINK_DEL_OPERATION,
+    LINK_PUT_OPERATION, SHUTDOWN_OPERATION,
 };
 use trellis_protocol::subject::ProviderSubjects;
 use trellis_protocol::{
-    DecodeLimits, Invocation, Lattice, LinkDefinition, Route, RpcError, RpcErrorKind, encode_json,
+    DecodeLimits, Invocation, Lattice, LinkDefinition, Route, RpcError, RpcErrorKind, decode_json,
+    encode_json,
 };
 
 use crate::{
@@ -214,6 +216,10 @@ pub async fn serve<P: Provider>(
     let mut link_dels = nats.subscribe(s.link_del.clone()).await.map_err(sub_err)?;
     let mut health = nats.subscribe(s.health.clone()).await.map_err(sub_err)?;
     let mut shutdown = nats.subscribe(s.shutdown.clone()).await.map_err(sub_err)?;
+    let mut renewals = nats
+        .subscribe(s.credential.clone())
+        .await
+        .map_err(sub_err)?;
     trellis_lattice_client::round_trip(&nats, NATS_TIMEOUT)
         .await
         .map_err(|e| SdkError::with_source(SdkErrorKind::Nats, e))?;
@@ -293,6 +299,18 @@ pub async fn serve<P: Provider>(
                 let status = linked.health().await;
                 if let (Some(reply), Ok(body)) = (message.reply, encode_json(&status)) {
                     let _ = nats.publish(reply, body.into()).await;
+                }
+            }
+            Some(message) = renewals.next() => {
+                if !from_host(&message, CREDENTIAL_OPERATION) {
+                    continue;
+                }
+                match decode_json::<CredentialRenewal>(&message.payload, &limits) {
+                    Ok(renewal) => {
+                        ctx.rpc.signer().set_credential(renewal.credential);
+                        tracing::debug!("credential renewed by the host");
+                    }
+                    Err(e) => tracing::warn!("ignoring an invalid credential renewal: {e}"),
                 }
             }
             Some(message) = shutdown.next() => {

@@ -9,6 +9,7 @@ mod forwarding;
 mod listeners;
 mod load;
 mod permissions;
+mod renewal;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
