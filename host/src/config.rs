@@ -34,6 +34,10 @@ pub struct RuntimeLimits {
     pub max_tables_per_instance: u32,
     /// Most table elements. Defaults to 20,000.
     pub max_table_elements: usize,
+    /// Longest a component may take to compile before its start fails with
+    /// a timeout (the compiling thread cannot be interrupted and finishes
+    /// in the background; its result is dropped). Defaults to 60 s.
+    pub compile_timeout: Duration,
     /// Most compiled components kept in the in-memory cache. Defaults to 1,024.
     pub compile_cache_entries: usize,
     /// Largest HTTP body an actor may produce, in bytes. Defaults to 10 MiB.
@@ -64,6 +68,7 @@ impl Default for RuntimeLimits {
             max_wasm_stack_bytes: 512 * 1024,
             max_total_instances: 1_000,
             reserved_instances: 100,
+            compile_timeout: Duration::from_secs(60),
             max_tables_per_instance: 8,
             max_table_elements: 20_000,
             compile_cache_entries: 1_024,

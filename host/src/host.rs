@@ -271,6 +271,12 @@ impl Host {
         self.inner.serve.runtime.live_instances()
     }
 
+    /// Components this host compiled since it started, a count (a start of
+    /// a module already compiled, or being compiled, does not count).
+    pub fn compilations(&self) -> u64 {
+        self.inner.serve.runtime.compilations()
+    }
+
     /// The public half (`X…`) of the lattice's secrets key as this host
     /// holds it ([`HostConfig::secrets_seed`]): link secrets are sealed
     /// to it.

@@ -164,6 +164,10 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<ActorState>,
     cache: Mutex<HashMap<String, Component>>,
+    /// One gate per module hash being compiled: a second start of the same
+    /// module waits for the first compilation instead of repeating it.
+    compiling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    compilations: std::sync::atomic::AtomicU64,
     limits: RuntimeLimits,
     live: Arc<AtomicUsize>,
     _ticker: EpochTicker,
@@ -213,6 +217,8 @@ impl Runtime {
             linker,
             cache: Mutex::new(HashMap::new()),
             limits,
+            compiling: Mutex::new(HashMap::new()),
+            compilations: std::sync::atomic::AtomicU64::new(0),
             live: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
         })
@@ -242,26 +248,62 @@ impl Runtime {
                 ),
             ));
         }
+        let gate = self
+            .compiling
+            .lock()
+            .ok()
+            .map(|mut g| g.entry(hash.to_owned()).or_default().clone());
+        let turn = match &gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
         let cached = self.cache.lock().ok().and_then(|c| c.get(hash).cloned());
         let component = match cached {
             Some(component) => component,
             None => {
                 let engine = self.engine.clone();
-                let component =
-                    tokio::task::spawn_blocking(move || Component::new(&engine, &*wasm))
-                        .await
-                        .map_err(|e| {
-                            Error::new(
-                                ErrorKind::InvalidComponent,
-                                format!("compilation task failed: {e}"),
-                            )
-                        })?
-                        .map_err(|e| {
-                            Error::new(
-                                ErrorKind::InvalidComponent,
-                                format!("not a valid component: {e:#}"),
-                            )
-                        })?;
+                let timeout = self.limits.compile_timeout;
+                self.compilations.fetch_add(1, Ordering::Relaxed);
+                // Cranelift cannot be interrupted: past the timeout the start
+                // fails and the compiling thread's result is dropped.
+                let compiled = tokio::time::timeout(
+                    timeout,
+                    tokio::task::spawn_blocking(move || Component::new(&engine, &*wasm)),
+                )
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "compiling the component took over {} ms",
+                            timeout.as_millis()
+                        ),
+                    )
+                })
+                .and_then(|joined| {
+                    joined.map_err(|e| {
+                        Error::new(
+                            ErrorKind::InvalidComponent,
+                            format!("compilation task failed: {e}"),
+                        )
+                    })
+                })
+                .and_then(|c| {
+                    c.map_err(|e| {
+                        Error::new(
+                            ErrorKind::InvalidComponent,
+                            format!("not a valid component: {e:#}"),
+                        )
+                    })
+                });
+                let component = match compiled {
+                    Ok(component) => component,
+                    Err(e) => {
+                        drop(turn);
+                        self.forget_gate(hash);
+                        return Err(e);
+                    }
+                };
                 if let Ok(mut cache) = self.cache.lock() {
                     if cache.len() >= self.limits.compile_cache_entries
                         && let Some(evict) = cache.keys().next().cloned()
@@ -273,6 +315,8 @@ impl Runtime {
                 component
             }
         };
+        drop(turn);
+        self.forget_gate(hash);
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidComponent,
@@ -286,6 +330,22 @@ impl Runtime {
             )
         })?;
         Ok(ActorComponent { pre })
+    }
+
+    /// Drops the compile gate of `hash` once nobody else waits on it.
+    fn forget_gate(&self, hash: &str) {
+        if let Ok(mut gates) = self.compiling.lock()
+            && gates.get(hash).is_some_and(|g| Arc::strong_count(g) == 1)
+        {
+            gates.remove(hash);
+        }
+    }
+
+    /// Components compiled since the runtime started, a count; a module
+    /// found in the compile cache, or compiled for a concurrent start of
+    /// the same module, does not count.
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
     }
 
     /// Stores alive now, all actors together: each holds (or is about to

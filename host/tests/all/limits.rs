@@ -237,3 +237,49 @@ async fn a_sleeper_cannot_starve_the_rest() {
     );
     host.stop(None).await;
 }
+
+/// Four concurrent starts of one module compile it once: the later ones
+/// wait for the first compilation instead of repeating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_of_one_module_compile_it_once() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let actor = generate(KeyKind::Actor);
+    let wasm = lattice.sign(&example("hello"), &actor, &[]);
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let (host, wasm) = (host.clone(), wasm.clone());
+            tokio::spawn(async move {
+                host.start_actor_bytes(wasm, "hello".into(), 1, no_annotations())
+                    .await
+            })
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    assert_eq!(host.compilations(), 1);
+    host.stop(None).await;
+}
+
+#[tokio::test]
+async fn a_compilation_over_its_timeout_fails_with_the_timeout_kind() {
+    let lattice = TestLattice::new();
+    let host = trellis_host::Host::start(HostConfig {
+        limits: RuntimeLimits {
+            compile_timeout: Duration::from_millis(1),
+            ..RuntimeLimits::default()
+        },
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let actor = generate(KeyKind::Actor);
+    let wasm = lattice.sign(&example("hello"), &actor, &[]);
+    let err = host
+        .start_actor_bytes(wasm, "hello".into(), 1, no_annotations())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    host.stop(None).await;
+}
