@@ -153,6 +153,9 @@ pub struct HostConfig {
     /// instance included, counted from the invocation's receipt) before the
     /// caller gets a timeout. Defaults to 30 s.
     pub rpc_timeout: Duration,
+    /// Most control requests handled at once, a count; further ones wait
+    /// in their subscriptions until one finishes. Defaults to 64.
+    pub max_concurrent_ctl_requests: usize,
     /// Most verified invocations of one actor that may wait for an
     /// instance or run at once, a count; further ones are answered
     /// `timeout` at once instead of queueing. Defaults to 4,096
@@ -232,6 +235,7 @@ impl Default for HostConfig {
             heartbeat_interval: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(30),
             max_pending_invocations: trellis_lattice_client::rpc::DEFAULT_MAX_PENDING,
+            max_concurrent_ctl_requests: 64,
             provider_call_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             invocation_token_ttl: trellis_claims::invocation::DEFAULT_TOKEN_TTL,

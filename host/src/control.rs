@@ -55,15 +55,28 @@ pub(crate) async fn spawn(host: Host) -> Result<()> {
         .await
         .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))?;
     let mut merged = futures::stream::select_all(streams);
+    // At most this many requests are handled at once; further messages
+    // wait in their subscriptions' bounded buffers.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
+        host.inner.config.max_concurrent_ctl_requests.max(1),
+    ));
     tokio::spawn(async move {
         let stopped = host.stopped();
         tokio::pin!(stopped);
         loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot,
+                () = &mut stopped => break,
+            };
+            let Ok(slot) = slot else { break };
             tokio::select! {
                 message = merged.next() => {
                     let Some(message) = message else { break };
                     let host = host.clone();
-                    tokio::spawn(async move { handle(host, message).await });
+                    tokio::spawn(async move {
+                        handle(host, message).await;
+                        drop(slot);
+                    });
                 }
                 () = &mut stopped => break,
             }

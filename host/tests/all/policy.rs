@@ -152,3 +152,47 @@ async fn without_the_policy_service_starts_and_links_are_refused() {
     assert!(host.links().is_empty());
     host.stop(None).await;
 }
+
+/// With `max_concurrent_ctl_requests` = 1, a start waiting for a silent
+/// policy service holds the host's only control slot: a ping waits behind
+/// it, and is answered once the start is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_requests_beyond_the_cap_wait_for_a_slot() {
+    let lattice = TestLattice::new();
+    let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
+    // A policy service that never answers: each start waits its timeout.
+    let _silent = nats.subscribe(SUBJECT).await.unwrap();
+    nats.flush().await.unwrap();
+    let host = Host::start(HostConfig {
+        policy: Some(PolicyConfig {
+            timeout: Duration::from_secs(3),
+            ..PolicyConfig::new(SUBJECT)
+        }),
+        max_concurrent_ctl_requests: 1,
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = signed_hello(&lattice, dir.path());
+    let ctl = lattice.ctl_client(CtlScope::Full).await;
+    let start = {
+        let ctl = ctl.clone();
+        let host_id = host.id().to_owned();
+        tokio::spawn(async move {
+            let request = trellis_protocol::ctl::StartActorRequest {
+                actor_ref: path,
+                max_instances: 1,
+                annotations: BTreeMap::new(),
+            };
+            ctl.start_actor(&host_id, &request).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = ctl.ping(Duration::from_millis(500)).await.unwrap();
+    assert!(waiting.is_empty(), "a ping was handled beside the start");
+    let refused = start.await.unwrap().unwrap_err();
+    assert_eq!(refused.kind(), CtlErrorKind::Denied);
+    assert_eq!(ctl.ping(Duration::from_secs(1)).await.unwrap().len(), 1);
+    host.stop(None).await;
+}
