@@ -56,19 +56,18 @@ pub async fn open_bucket(
 }
 
 /// Puts a link into the bucket, signed by `cluster`: a JWT whose `sub` is
-/// the actor and whose `trellis` claim is the link.
+/// the actor and whose `trellis` claim is the link. The link must already
+/// be valid: [`crate::Host::put_link`] checks it before any work is done.
 ///
 /// # Errors
 ///
-/// [`ErrorKind::BadRequest`] for an invalid link, [`ErrorKind::Nats`] if
-/// the write fails.
+/// [`ErrorKind::Claims`] if signing fails, [`ErrorKind::Nats`] if the
+/// write fails.
 pub async fn put_link(
     bucket: &async_nats::jetstream::kv::Store,
     cluster: &KeyPair,
     link: &LinkDefinition,
 ) -> Result<()> {
-    link.validate()
-        .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
     let mut claims = Claims::new(link.actor_id.clone(), link.clone());
     let token = jwt::sign(&mut claims, cluster, KeyKind::Cluster)?;
     bucket

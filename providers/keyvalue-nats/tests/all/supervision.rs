@@ -37,32 +37,33 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_provider_is_restarted_within_two_seconds_with_events() {
-    let lattice = TestLattice::new();
-    let host = lattice.host().await;
+/// A subscription to every event of `lattice`, ready before it returns.
+async fn lattice_events(lattice: &TestLattice) -> async_nats::Subscriber {
     let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
-    let mut events = nats
+    let events = nats
         .subscribe(Lattice::new(lattice.name.clone()).unwrap().all_events())
         .await
         .unwrap();
     nats.flush().await.unwrap();
-    let provider = start_provider(&host).await;
-    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
-    assert_eq!(count(&lattice, &actor.public_key(), "n").await, 1);
+    events
+}
 
-    let pid = host.provider_pid(&provider.id, "default").await.unwrap();
-    let killed = Instant::now();
+/// Sends `signal` (`kill`'s syntax, e.g. `-9`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
 
-    let mut failed = false;
-    let mut restarted_after = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while restarted_after.is_none() {
+/// Reads `events` until a provider's `provider_started` event with start
+/// `restarted`, failing after `within`; returns the `error` of each
+/// `provider_failed` event seen on the way.
+async fn wait_for_restart(events: &mut async_nats::Subscriber, within: Duration) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut failures = Vec::new();
+    loop {
         let message = tokio::time::timeout_at(deadline, events.next())
             .await
             .expect("no restart event")
@@ -70,15 +71,33 @@ async fn a_killed_provider_is_restarted_within_two_seconds_with_events() {
         let event: CloudEvent =
             CloudEvent::decode(&message.payload, &DecodeLimits::default()).unwrap();
         match event.event_type() {
-            Some(EventType::ProviderFailed) => failed = true,
+            Some(EventType::ProviderFailed) => {
+                failures.push(event.data["error"].as_str().unwrap_or_default().to_owned());
+            }
             Some(EventType::ProviderStarted) if event.data["start"] == "restarted" => {
-                restarted_after = Some(killed.elapsed())
+                return failures;
             }
             _ => {}
         }
     }
-    assert!(failed, "no provider_failed event");
-    let took = restarted_after.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_provider_is_restarted_within_two_seconds_with_events() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let mut events = lattice_events(&lattice).await;
+    let provider = start_provider(&host).await;
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "n").await, 1);
+
+    let pid = host.provider_pid(&provider.id, "default").await.unwrap();
+    let killed = Instant::now();
+    signal(pid, "-9");
+
+    let failures = wait_for_restart(&mut events, Duration::from_secs(10)).await;
+    let took = killed.elapsed();
+    assert!(!failures.is_empty(), "no provider_failed event");
     assert!(took < Duration::from_secs(2), "restarted after {took:?}");
     let new_pid = host.provider_pid(&provider.id, "default").await.unwrap();
     assert_ne!(new_pid, pid);
@@ -301,23 +320,14 @@ async fn a_hung_provider_is_restarted_and_callers_get_errors_not_hangs() {
     })
     .await
     .unwrap();
-    let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
-    let mut events = nats
-        .subscribe(Lattice::new(lattice.name.clone()).unwrap().all_events())
-        .await
-        .unwrap();
-    nats.flush().await.unwrap();
+    let mut events = lattice_events(&lattice).await;
     let provider = start_provider(&host).await;
     let actor = start_kvcounter(&lattice, &host, &provider.id).await;
     assert_eq!(count(&lattice, &actor.public_key(), "n").await, 1);
 
     let pid = host.provider_pid(&provider.id, "default").await.unwrap();
     let frozen = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-STOP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(pid, "-STOP");
 
     // A call through the frozen provider fails; it does not hang.
     let client = lattice.client().await;
@@ -329,26 +339,11 @@ async fn a_hung_provider_is_restarted_and_callers_get_errors_not_hangs() {
     .expect("the call hung");
     assert_ne!(answer.map(|r| r.status).unwrap_or(500), 200);
 
-    let mut hung_reported = false;
-    let deadline = tokio::time::Instant::now() + hung_after * 5;
-    loop {
-        let message = tokio::time::timeout_at(deadline, events.next())
-            .await
-            .expect("the hung provider was not restarted")
-            .unwrap();
-        let event: CloudEvent =
-            CloudEvent::decode(&message.payload, &DecodeLimits::default()).unwrap();
-        match event.event_type() {
-            Some(EventType::ProviderFailed) => {
-                hung_reported |= event.data["error"]
-                    .as_str()
-                    .is_some_and(|e| e.starts_with("hung"));
-            }
-            Some(EventType::ProviderStarted) if event.data["start"] == "restarted" => break,
-            _ => {}
-        }
-    }
-    assert!(hung_reported, "no provider_failed event saying it hung");
+    let failures = wait_for_restart(&mut events, hung_after * 5).await;
+    assert!(
+        failures.iter().any(|e| e.starts_with("hung")),
+        "no provider_failed event saying it hung: {failures:?}"
+    );
     assert!(frozen.elapsed() >= hung_after);
     assert!(!alive(pid), "the frozen process was left behind");
     // The new process serves the same links.
