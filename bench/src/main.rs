@@ -558,11 +558,7 @@ impl BenchLattice {
         .await??;
         let ready = up.ready.clone();
         let nats = trellis_lattice_client::connect(
-            &NatsConnection {
-                urls: vec![up.nats_url.clone()],
-                auth: NatsAuth::None,
-                tls: None,
-            },
+            &NatsConnection::new(vec![up.nats_url.clone()], NatsAuth::None),
             "trellis-bench",
             Duration::from_secs(5),
         )

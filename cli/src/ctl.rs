@@ -80,6 +80,7 @@ impl LatticeArgs {
                 }
             }),
             tls: None,
+            subscription_capacity: trellis_protocol::provider::DEFAULT_SUBSCRIPTION_CAPACITY,
         };
         let nats = trellis_lattice_client::connect(&config, "trellis-cli", self.timeout).await?;
         let lattice = Lattice::new(self.lattice.clone()).context("bad --lattice")?;

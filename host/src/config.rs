@@ -92,6 +92,13 @@ pub struct NatsConfig {
     /// Timeout of the first connection, and of each request the host makes
     /// to NATS. Defaults to 5 s.
     pub request_timeout: Duration,
+    /// Messages each of the host's subscriptions buffers before further
+    /// ones are dropped as a NATS slow consumer; the host's providers get
+    /// the same. At most this many times the server's `max_payload` bytes
+    /// per subscription. Defaults to
+    /// [`DEFAULT_SUBSCRIPTION_CAPACITY`](trellis_protocol::provider::DEFAULT_SUBSCRIPTION_CAPACITY)
+    /// (4,096).
+    pub subscription_capacity: usize,
 }
 
 impl Default for NatsConfig {
@@ -101,6 +108,7 @@ impl Default for NatsConfig {
             auth: NatsAuth::None,
             tls: None,
             request_timeout: Duration::from_secs(5),
+            subscription_capacity: trellis_protocol::provider::DEFAULT_SUBSCRIPTION_CAPACITY,
         }
     }
 }
@@ -161,6 +169,11 @@ pub struct HostConfig {
     /// `timeout` at once instead of queueing. Defaults to 4,096
     /// (`trellis_lattice_client::rpc::DEFAULT_MAX_PENDING`).
     pub max_pending_invocations: usize,
+    /// Most bytes the lattice bucket (links and actor claims) holds, when
+    /// this host is the one that creates it; once full, putting a link or
+    /// starting a new actor fails with a `nats` error until entries are
+    /// deleted. Defaults to 64 MiB.
+    pub lattice_bucket_max_bytes: usize,
     /// How long an actor's call to a provider may take. Defaults to 10 s.
     pub provider_call_timeout: Duration,
     /// How long stopping the host waits for in-flight invocations. Defaults to 10 s.
@@ -235,6 +248,7 @@ impl Default for HostConfig {
             heartbeat_interval: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(30),
             max_pending_invocations: trellis_lattice_client::rpc::DEFAULT_MAX_PENDING,
+            lattice_bucket_max_bytes: 64 * 1024 * 1024,
             max_concurrent_ctl_requests: 64,
             provider_call_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),

@@ -92,14 +92,14 @@ impl Host {
         let id = key.public_key();
         let mut labels = crate::labels::builtin();
         for (k, v) in &config.labels {
-            crate::labels::validate(k, v).map_err(|e| config_err(e.to_string()))?;
-            labels.insert(k.clone(), v.clone());
+            crate::labels::insert(&mut labels, k, v).map_err(|e| config_err(e.to_string()))?;
         }
 
         let connection = trellis_protocol::provider::NatsConnection {
             urls: config.nats.urls.clone(),
             auth: config.nats.auth.clone(),
             tls: config.nats.tls.clone(),
+            subscription_capacity: config.nats.subscription_capacity,
         };
         let nats = trellis_lattice_client::connect(
             &connection,
@@ -129,9 +129,13 @@ impl Host {
             .max_payload_bytes
             .unwrap_or(server_max)
             .min(server_max.max(1));
-        let bucket =
-            crate::lattice_data::open_bucket(&nats, lattice.as_str(), config.nats.request_timeout)
-                .await?;
+        let bucket = crate::lattice_data::open_bucket(
+            &nats,
+            lattice.as_str(),
+            config.lattice_bucket_max_bytes,
+            config.nats.request_timeout,
+        )
+        .await?;
 
         let credential = issue_credential(&cluster, &id, lattice.as_str(), DEFAULT_CREDENTIAL_TTL)?;
         let signer = InvocationSigner::new(key, credential, config.invocation_token_ttl)?;
@@ -302,12 +306,18 @@ impl Host {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::BadRequest`] for an invalid or built-in label.
+    /// [`ErrorKind::BadRequest`] for an invalid or built-in label, or a
+    /// new one beyond [`MAX_LABELS`](crate::labels::MAX_LABELS).
     pub async fn put_label(&self, key: &str, value: &str) -> Result<()> {
-        crate::labels::validate(key, value)
-            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
-        if let Ok(mut labels) = self.inner.labels.write() {
-            labels.insert(key.to_owned(), value.to_owned());
+        let bad = |e: crate::labels::LabelError| Error::new(ErrorKind::BadRequest, e.to_string());
+        crate::labels::validate(key, value).map_err(bad)?;
+        {
+            let mut labels = self
+                .inner
+                .labels
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            crate::labels::insert(&mut labels, key, value).map_err(bad)?;
         }
         self.labels_changed().await;
         Ok(())
@@ -421,6 +431,7 @@ impl Host {
         max_instances: u32,
         annotations: BTreeMap<String, String>,
     ) -> Result<ActorDescription> {
+        check_annotations(&annotations)?;
         let wasm = match self.read_module(actor_ref).await {
             Ok(w) => w,
             Err(e) => {
@@ -455,7 +466,8 @@ impl Host {
     /// tampered, expired, untrusted issuer, ...), [`ErrorKind::InvalidComponent`]
     /// for bytes that are not a valid component, [`ErrorKind::Conflict`] when
     /// the actor already runs with another module, [`ErrorKind::BadRequest`]
-    /// for 0 instances.
+    /// for 0 instances or annotations over the limits
+    /// ([`trellis_protocol::ctl::validate_annotations`]).
     pub async fn start_actor_bytes(
         &self,
         wasm: Vec<u8>,
@@ -469,6 +481,7 @@ impl Host {
                 "max_instances must be at least 1",
             ));
         }
+        check_annotations(&annotations)?;
         self.check_instance_share(max_instances)?;
         let loaded = match actors::load(
             &self.inner.serve.runtime,
@@ -544,6 +557,7 @@ impl Host {
         max_instances: u32,
         annotations: BTreeMap<String, String>,
     ) -> Result<Option<ActorDescription>> {
+        check_annotations(&annotations)?;
         if max_instances == 0 {
             self.stop_actor(actor_id).await?;
             return Ok(None);
@@ -766,6 +780,7 @@ impl Host {
             link_name,
         )
         .map_err(|e| bad(e.to_string()))?;
+        check_annotations(&annotations)?;
         let cfg = &self.inner.config;
         let (binary, description, issuer) = if provider_ref.ends_with(".par.gz")
             || provider_ref.ends_with(".par")
@@ -850,6 +865,7 @@ impl Host {
                 .clone()
                 .unwrap_or_else(|| cfg.nats.auth.clone()),
             tls: cfg.nats.tls.clone(),
+            subscription_capacity: cfg.nats.subscription_capacity,
         };
         let (host_data, secrets_key) = crate::providers::host_data(
             &self.inner.secrets,
@@ -1034,4 +1050,12 @@ fn not_running(actor_id: &str) -> Error {
 /// Empties `map`, returning what it held.
 async fn take_all<K, V>(map: &Mutex<HashMap<K, Arc<V>>>) -> Vec<Arc<V>> {
     map.lock().await.drain().map(|(_, v)| v).collect()
+}
+
+/// Refuses annotations over the protocol's limits
+/// ([`trellis_protocol::ctl::validate_annotations`]) with
+/// [`ErrorKind::BadRequest`], before any work is done for them.
+fn check_annotations(annotations: &BTreeMap<String, String>) -> Result<()> {
+    trellis_protocol::ctl::validate_annotations(annotations)
+        .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))
 }

@@ -24,6 +24,10 @@ pub const MAX_KEY_BYTES: usize = 128;
 /// Longest label value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1024;
 
+/// Most labels a host carries, built-ins included, a count. Defaults to
+/// 64: heartbeats and inventories carry them all.
+pub const MAX_LABELS: usize = 64;
+
 /// A label that cannot be set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -42,6 +46,29 @@ pub enum LabelError {
     /// The key starts with [`BUILTIN_PREFIX`].
     #[error("label key {0:?} is reserved for built-in labels")]
     Reserved(String),
+    /// The host already carries [`MAX_LABELS`] labels and this key is not
+    /// one of them.
+    #[error("label {0:?} would be more than the 64 labels a host may carry")]
+    TooMany(String),
+}
+
+/// Inserts one checked label into `labels`, refusing a new key once
+/// [`MAX_LABELS`] are set; an existing key is replaced.
+///
+/// # Errors
+///
+/// What [`validate`] returns, or [`LabelError::TooMany`].
+pub fn insert(
+    labels: &mut BTreeMap<String, String>,
+    key: &str,
+    value: &str,
+) -> Result<(), LabelError> {
+    validate(key, value)?;
+    if !labels.contains_key(key) && labels.len() >= MAX_LABELS {
+        return Err(LabelError::TooMany(key.to_owned()));
+    }
+    labels.insert(key.to_owned(), value.to_owned());
+    Ok(())
 }
 
 /// Checks one label.

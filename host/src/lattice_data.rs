@@ -48,9 +48,14 @@ pub fn bucket_name(lattice: &str) -> String {
 pub async fn open_bucket(
     nats: &async_nats::Client,
     lattice: &str,
+    max_bytes: usize,
     timeout: Duration,
 ) -> Result<async_nats::jetstream::kv::Store> {
-    trellis_lattice_client::kv::open_or_create(nats, &bucket_name(lattice), BUCKET_HISTORY, timeout)
+    let settings = trellis_lattice_client::kv::BucketSettings {
+        history: BUCKET_HISTORY,
+        max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
+    };
+    trellis_lattice_client::kv::open_or_create(nats, &bucket_name(lattice), settings, timeout)
         .await
         .map_err(|e| Error::new(ErrorKind::Nats, e.to_string()))
 }
@@ -236,7 +241,8 @@ async fn stream_deleted(host: &Host) -> bool {
 async fn restore(host: &Host) {
     let inner = &host.inner;
     let timeout = inner.config.nats.request_timeout;
-    if let Err(e) = open_bucket(&inner.nats, inner.lattice.as_str(), timeout).await {
+    let max_bytes = inner.config.lattice_bucket_max_bytes;
+    if let Err(e) = open_bucket(&inner.nats, inner.lattice.as_str(), max_bytes, timeout).await {
         tracing::warn!("cannot open the lattice bucket: {e}");
         return;
     }

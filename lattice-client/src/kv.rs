@@ -4,13 +4,35 @@ use std::time::Duration;
 
 use crate::ConnectError;
 
-/// Opens the key-value bucket `name`, creating it when it does not exist
-/// with `history` revisions kept per key, within `timeout`.
+/// How a bucket is created when it does not exist yet; an existing bucket
+/// keeps its own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketSettings {
+    /// Revisions kept per key. Defaults to 1.
+    pub history: i64,
+    /// Most bytes the bucket holds, every revision counted; once full,
+    /// further puts are refused (JetStream `discard: new`) until entries
+    /// are deleted. `-1` for no limit. Defaults to 64 MiB.
+    pub max_bytes: i64,
+}
+
+impl Default for BucketSettings {
+    fn default() -> Self {
+        Self {
+            history: 1,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Opens the key-value bucket `name`, creating it with `settings` when it
+/// does not exist, within `timeout`.
 ///
 /// The stream is created through the JetStream API (`$JS.API.STREAM.CREATE`)
 /// with the settings of the key-value specification (ADR-8 of the NATS
 /// architecture decisions): one subject space `$KV.{name}.>`, `history`
-/// messages per subject, rollups allowed, deletes denied, direct gets on.
+/// messages per subject, at most `max_bytes` in all, rollups allowed,
+/// deletes denied, direct gets on.
 /// async-nats 0.51's own `create_key_value` cannot read the account-info
 /// reply of the nats-server 2.9 that Debian ships (see
 /// `docs/adr/0005-lattice-bucket-on-nats-2-9.md`).
@@ -21,7 +43,7 @@ use crate::ConnectError;
 pub async fn open_or_create(
     nats: &async_nats::Client,
     name: &str,
-    history: i64,
+    settings: BucketSettings,
     timeout: Duration,
 ) -> Result<async_nats::jetstream::kv::Store, ConnectError> {
     let js = async_nats::jetstream::new(nats.clone());
@@ -29,7 +51,7 @@ pub async fn open_or_create(
         if let Ok(store) = js.get_key_value(name).await {
             return Ok(store);
         }
-        create_stream(nats, name, history).await?;
+        create_stream(nats, name, settings).await?;
         js.get_key_value(name)
             .await
             .map_err(|e| ConnectError(format!("cannot open bucket {name}: {e}")))
@@ -44,7 +66,7 @@ pub async fn open_or_create(
 async fn create_stream(
     nats: &async_nats::Client,
     name: &str,
-    history: i64,
+    settings: BucketSettings,
 ) -> Result<(), ConnectError> {
     let config = serde_json::json!({
         "name": format!("KV_{name}"),
@@ -52,9 +74,9 @@ async fn create_stream(
         "retention": "limits",
         "max_consumers": -1,
         "max_msgs": -1,
-        "max_bytes": -1,
+        "max_bytes": settings.max_bytes,
         "max_age": 0,
-        "max_msgs_per_subject": history,
+        "max_msgs_per_subject": settings.history,
         "max_msg_size": -1,
         "discard": "new",
         "storage": "file",

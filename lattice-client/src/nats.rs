@@ -13,10 +13,6 @@ pub const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// Longest reconnect delay, so that a restarted server is found within a
 /// second.
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
-/// Messages buffered per subscription before the connection applies
-/// backpressure. Defaults to 8,192.
-pub const SUBSCRIPTION_CAPACITY: usize = 8_192;
-
 /// The reconnect delay after `attempts` failed attempts.
 pub fn reconnect_delay(attempts: usize) -> Duration {
     let shift = u32::try_from(attempts.min(16)).unwrap_or(16);
@@ -31,7 +27,9 @@ pub fn reconnect_delay(attempts: usize) -> Duration {
 pub struct ConnectError(pub String);
 
 /// Connects to NATS as `name` (shown in the server's connection list);
-/// `timeout` bounds the first connection and every request.
+/// `timeout` bounds the first connection and every request. Each
+/// subscription buffers at most `config.subscription_capacity` messages;
+/// further ones are dropped and logged.
 ///
 /// # Errors
 ///
@@ -47,7 +45,7 @@ pub async fn connect(
         .name(name)
         .connection_timeout(timeout)
         .request_timeout(Some(timeout))
-        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .subscription_capacity(config.subscription_capacity.max(1))
         .max_reconnects(None)
         .reconnect_delay_callback(reconnect_delay)
         .event_callback(|event| async move {
@@ -56,6 +54,9 @@ pub async fn connect(
                 async_nats::Event::Disconnected => {
                     tracing::warn!("disconnected from NATS; reconnecting")
                 }
+                async_nats::Event::SlowConsumer(sid) => tracing::warn!(
+                    "subscription {sid} is full: NATS messages for it are being dropped"
+                ),
                 other => tracing::info!("NATS event: {other}"),
             }
         });

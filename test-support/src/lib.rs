@@ -60,6 +60,20 @@ pub fn nats_server_binary() -> PathBuf {
         .expect("nats-server not found: install it (apt-get install nats-server) or set TRELLIS_TEST_NATS_SERVER")
 }
 
+/// `len` bytes of pseudo-random garbage (xorshift64, fixed seed, so the
+/// same every run), rounded down to a multiple of 8.
+pub fn garbage(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -178,3 +178,37 @@ async fn a_deleted_bucket_is_recreated_and_the_lattice_serves_again() {
     assert_eq!(body(&answer), "Hello, again!");
     host.stop(None).await;
 }
+
+/// The lattice bucket holds at most `lattice_bucket_max_bytes`: once full,
+/// a new link is refused with the `nats` kind and every link already in
+/// it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_lattice_bucket_refuses_new_links_and_keeps_the_old() {
+    let lattice = TestLattice::new();
+    let host = trellis_host::Host::start(trellis_host::HostConfig {
+        lattice_bucket_max_bytes: 16 * 1024,
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let mut stored = Vec::new();
+    let refusal = loop {
+        let link = link_to_some_provider(&generate(KeyKind::Actor).public_key());
+        match host.put_link(link.clone()).await {
+            Ok(()) => stored.push(link),
+            Err(e) => break e,
+        }
+        assert!(stored.len() < 1_000, "the bucket never filled");
+    };
+    assert_eq!(refusal.kind(), trellis_host::ErrorKind::Nats);
+    assert!(!stored.is_empty());
+    let kv = bucket(&lattice).await;
+    for link in &stored {
+        assert!(
+            kv.get(link.bucket_key()).await.unwrap().is_some(),
+            "{} was lost",
+            link.bucket_key()
+        );
+    }
+    host.stop(None).await;
+}

@@ -283,3 +283,136 @@ async fn a_compilation_over_its_timeout_fails_with_the_timeout_kind() {
     assert_eq!(err.kind(), ErrorKind::Timeout);
     host.stop(None).await;
 }
+
+/// Annotations over the protocol's limits are refused with `bad_request`
+/// before the module is even compiled, on start and on scale.
+#[tokio::test]
+async fn annotations_over_the_limit_are_refused() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let actor = generate(KeyKind::Actor);
+    let wasm = lattice.sign(&example("hello"), &actor, &[]);
+    let too_many: std::collections::BTreeMap<String, String> = (0
+        ..=trellis_protocol::ctl::MAX_ANNOTATIONS)
+        .map(|i| (format!("k{i}"), "v".to_owned()))
+        .collect();
+    let err = host
+        .start_actor_bytes(wasm.clone(), "hello".into(), 1, too_many.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadRequest);
+    assert_eq!(host.compilations(), 0, "compiled before checking");
+    let long_value = std::collections::BTreeMap::from([(
+        "owner".to_owned(),
+        "x".repeat(trellis_protocol::ctl::MAX_ANNOTATION_VALUE_BYTES + 1),
+    )]);
+    let err = host
+        .start_actor_bytes(wasm.clone(), "hello".into(), 1, long_value)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadRequest);
+
+    host.start_actor_bytes(wasm, "hello".into(), 1, no_annotations())
+        .await
+        .unwrap();
+    let err = host
+        .scale_actor(&actor.public_key(), 2, too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadRequest);
+    host.stop(None).await;
+}
+
+/// A host carries at most `MAX_LABELS` labels: a new key beyond them is
+/// refused, an existing one can still change.
+#[tokio::test]
+async fn a_label_beyond_the_maximum_is_refused() {
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let free = trellis_host::labels::MAX_LABELS - host.labels().len();
+    for i in 0..free {
+        host.put_label(&format!("l{i}"), "v").await.unwrap();
+    }
+    let err = host.put_label("one-more", "v").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadRequest);
+    host.put_label("l0", "changed").await.unwrap();
+    assert_eq!(host.labels().len(), trellis_host::labels::MAX_LABELS);
+    host.stop(None).await;
+}
+
+/// A flood of 1 MiB garbage messages on an actor's RPC subject, sent with
+/// reply subjects by another client as fast as it can, is refused at
+/// decoding: real invocations interleaved with it all succeed, none of the
+/// garbage reaches the actor or takes one of its pending places, and
+/// every garbage message with a reply subject is answered `bad_request`.
+/// (What the flood does to latency is measured by the `flood` bench, not
+/// here: see `docs/performance.md`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_does_not_block_real_work() {
+    const CALLS: u64 = 200;
+    let lattice = TestLattice::new();
+    let host = lattice.host().await;
+    let hello = generate(KeyKind::Actor);
+    let wasm = lattice.sign(&example("hello"), &hello, &[]);
+    host.start_actor_bytes(wasm, "hello".into(), 4, no_annotations())
+        .await
+        .unwrap();
+    let client = lattice.client().await;
+    let id = hello.public_key();
+
+    let garbage = bytes::Bytes::from(trellis_test_support::garbage(1024 * 1024));
+    // The flooder is another client: its own thread, runtime and
+    // connection. It counts the refusals it gets back.
+    let url = lattice.nats.url();
+    let subject = client.lattice.rpc(&id, None).unwrap();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let flood = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            use futures::StreamExt as _;
+            let flooder = async_nats::connect(url).await.unwrap();
+            let inbox = flooder.new_inbox();
+            let mut refusals = flooder.subscribe(inbox.clone()).await.unwrap();
+            let (mut sent, mut refused) = (0_u64, 0_u64);
+            loop {
+                tokio::select! {
+                    published = flooder.publish_with_reply(subject.clone(), inbox.clone(), garbage.clone()) => {
+                        published.unwrap();
+                        sent += 1;
+                    }
+                    Some(answer) = refusals.next() => {
+                        let answer = trellis_protocol::InvocationResponse::decode(
+                            &answer.payload,
+                            &trellis_protocol::DecodeLimits::default(),
+                        )
+                        .unwrap();
+                        assert_eq!(answer.error.unwrap().kind, RpcErrorKind::BadRequest);
+                        refused += 1;
+                    }
+                    _ = stopped.changed() => break,
+                }
+            }
+            (sent, refused)
+        })
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..CALLS {
+        let answer = client.get(&id, "/?name=Ada").await;
+        assert_eq!(body(&answer.unwrap()), "Hello, Ada!");
+    }
+    stop.send_replace(true);
+    let (sent, refused) = flood.join().unwrap();
+
+    assert!(sent >= 100, "only {sent} garbage messages were sent");
+    assert!(refused > 0, "no garbage message was answered");
+    assert_eq!(
+        host.invocations_served(&id).await,
+        Some(CALLS),
+        "garbage reached the actor"
+    );
+    assert_eq!(host.live_instances(), 0);
+    host.stop(None).await;
+}

@@ -129,8 +129,65 @@ impl<T: serde::de::DeserializeOwned> CtlReply<T> {
 }
 
 /// Free-form annotations attached to actors and providers by whoever started
-/// them (wadm records the manifest that owns an instance here).
+/// them (wadm records the manifest that owns an instance here). At most
+/// [`MAX_ANNOTATIONS`] entries, each within [`MAX_ANNOTATION_KEY_BYTES`] and
+/// [`MAX_ANNOTATION_VALUE_BYTES`]: see [`validate_annotations`].
 pub type Annotations = BTreeMap<String, String>;
+
+/// Most annotations on one actor or provider, a count. Defaults to 32.
+pub const MAX_ANNOTATIONS: usize = 32;
+/// Longest annotation key, in bytes. Defaults to 128.
+pub const MAX_ANNOTATION_KEY_BYTES: usize = 128;
+/// Longest annotation value, in bytes. Defaults to 1,024.
+pub const MAX_ANNOTATION_VALUE_BYTES: usize = 1024;
+
+/// Annotations over the limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidAnnotations {
+    /// More than [`MAX_ANNOTATIONS`] entries; holds the count.
+    #[error("{0} annotations; at most 32 are accepted")]
+    TooMany(usize),
+    /// An empty key, or one longer than [`MAX_ANNOTATION_KEY_BYTES`].
+    #[error("annotation key {0:?} must be 1 to 128 bytes")]
+    Key(String),
+    /// A value longer than [`MAX_ANNOTATION_VALUE_BYTES`]; holds its key.
+    #[error("the value of annotation {0:?} is longer than 1024 bytes")]
+    Value(String),
+}
+
+/// Checks annotations against [`MAX_ANNOTATIONS`],
+/// [`MAX_ANNOTATION_KEY_BYTES`] and [`MAX_ANNOTATION_VALUE_BYTES`].
+///
+/// # Errors
+///
+/// The first limit exceeded, as an [`InvalidAnnotations`].
+///
+/// # Examples
+///
+/// ```
+/// use trellis_protocol::ctl::{validate_annotations, Annotations, InvalidAnnotations};
+///
+/// let owner = Annotations::from([("owner".to_owned(), "demo".to_owned())]);
+/// assert!(validate_annotations(&owner).is_ok());
+///
+/// let many: Annotations = (0..33).map(|i| (format!("k{i}"), String::new())).collect();
+/// assert_eq!(validate_annotations(&many), Err(InvalidAnnotations::TooMany(33)));
+/// ```
+pub fn validate_annotations(annotations: &Annotations) -> Result<(), InvalidAnnotations> {
+    if annotations.len() > MAX_ANNOTATIONS {
+        return Err(InvalidAnnotations::TooMany(annotations.len()));
+    }
+    for (key, value) in annotations {
+        if key.is_empty() || key.len() > MAX_ANNOTATION_KEY_BYTES {
+            return Err(InvalidAnnotations::Key(key.clone()));
+        }
+        if value.len() > MAX_ANNOTATION_VALUE_BYTES {
+            return Err(InvalidAnnotations::Value(key.clone()));
+        }
+    }
+    Ok(())
+}
 
 /// `actor.start.{host}`: start an actor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

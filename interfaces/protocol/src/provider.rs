@@ -82,6 +82,38 @@ pub struct NatsConnection {
     /// TLS, when the servers require it.
     #[serde(default)]
     pub tls: Option<NatsTls>,
+    /// Messages each subscription buffers between the connection and its
+    /// reader, a count. Once it is full, further messages for that
+    /// subscription are dropped (a NATS "slow consumer"), so one
+    /// subscription holds at most this many times the server's
+    /// `max_payload` bytes. Defaults to [`DEFAULT_SUBSCRIPTION_CAPACITY`].
+    #[serde(default = "default_subscription_capacity")]
+    pub subscription_capacity: usize,
+}
+
+/// Default of [`NatsConnection::subscription_capacity`]: 4,096 messages,
+/// as many as a host lets wait or run per actor (`max_pending_invocations`),
+/// so that a burst the host would accept is never dropped before it is
+/// read. That is 4 MiB with 1 KiB invocations, and at worst 4 GiB with
+/// NATS's default `max_payload` of 1 MiB: lower it, or the server's
+/// `max_payload`, on small devices.
+pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 4_096;
+
+fn default_subscription_capacity() -> usize {
+    DEFAULT_SUBSCRIPTION_CAPACITY
+}
+
+impl NatsConnection {
+    /// Settings for `urls` with `auth`, no TLS and the default
+    /// subscription capacity.
+    pub fn new(urls: Vec<String>, auth: NatsAuth) -> Self {
+        Self {
+            urls,
+            auth,
+            tls: None,
+            subscription_capacity: DEFAULT_SUBSCRIPTION_CAPACITY,
+        }
+    }
 }
 
 /// Everything a provider needs to join the lattice, read from stdin.

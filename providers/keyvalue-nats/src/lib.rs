@@ -51,6 +51,16 @@ pub use trellis_protocol::contracts::keyvalue::LIST_PAGE_SIZE;
 pub const MAX_CAS_ATTEMPTS: usize = 64;
 /// Revisions kept per key in buckets this provider creates.
 pub const BUCKET_HISTORY: i64 = 1;
+/// Most bytes a bucket this provider creates holds, every revision
+/// counted; puts beyond it fail. Defaults to 1 GiB.
+pub const BUCKET_MAX_BYTES: i64 = 1024 * 1024 * 1024;
+
+fn bucket_settings() -> trellis_lattice_client::kv::BucketSettings {
+    trellis_lattice_client::kv::BucketSettings {
+        history: BUCKET_HISTORY,
+        max_bytes: BUCKET_MAX_BYTES,
+    }
+}
 
 /// The settings of one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +156,14 @@ impl KeyvalueNats {
         if let Some(store) = buckets.get(name) {
             return Ok(store.clone());
         }
-        let store =
-            trellis_lattice_client::kv::open_or_create(&self.nats, name, BUCKET_HISTORY, timeout)
-                .await
-                .map_err(|e| e.to_string())?;
+        let store = trellis_lattice_client::kv::open_or_create(
+            &self.nats,
+            name,
+            bucket_settings(),
+            timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         buckets.insert(name.to_owned(), store.clone());
         Ok(store)
     }

@@ -270,11 +270,7 @@ mod tests {
             secrets_seed: "SXSEED".into(),
             credential: "a.b.c".into(),
             link_name: "default".into(),
-            nats: NatsConnection {
-                urls: vec!["nats://127.0.0.1:4222".into()],
-                auth: NatsAuth::None,
-                tls: None,
-            },
+            nats: NatsConnection::new(vec!["nats://127.0.0.1:4222".into()], NatsAuth::None),
             invocation_issuers: vec!["CCLUSTER".into()],
             links: vec![],
             config: Default::default(),
