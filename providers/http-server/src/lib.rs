@@ -17,12 +17,23 @@
 //! | `address` | `127.0.0.1:8080` | IP address and port to listen on (`0.0.0.0:8080` for every interface) |
 //! | `host` | none: every host | answer only requests whose `Host` header names this host (case-insensitive, port ignored) |
 //! | `path_prefix` | `/`: every path | answer only paths under this prefix, by whole segments: `/api` matches `/api` and `/api/x`, not `/apix`. The path is forwarded unchanged |
-//! | `max_body_bytes` | `10485760` (10 MiB) | largest request body, in bytes |
+//! | `max_body_bytes` | `10485760` (10 MiB) | largest request body, in bytes; never more than the NATS server's `max_payload`, the largest invocation it carries |
 //! | `timeout_ms` | `30000` (30 s) | how long the actor may take to answer, and the request body to arrive, in ms |
 //!
 //! Defaults are in [`Settings`]'s `Default`. Other keys are left to the
 //! actor. A link with an invalid value is refused (the SDK logs why) and
 //! the previous version of that link, if any, stops being served.
+//!
+//! # Provider configuration
+//!
+//! The configuration of the provider's start request (not a link's):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `max_connections` | `4096` | most connections open at once on each listener; further ones wait in the listen backlog ([`LISTEN_BACKLOG`]) until one closes |
+//!
+//! Defaults are in [`ProviderSettings`]'s `Default`. An invalid value
+//! stops the provider at start, naming the key.
 //!
 //! # Listeners and routing
 //!
@@ -49,7 +60,7 @@
 //! | `400` | the request is malformed (most are refused by the HTTP parser itself), its body cannot be read, or the actor's host found it invalid (`bad_request`) |
 //! | `404` | no link answers its host and path |
 //! | `408` | the request body did not arrive within `timeout_ms` |
-//! | `413` | the body exceeds `max_body_bytes` (checked on `Content-Length` before reading, and while reading), or the encoded request exceeds the NATS server's `max_payload` (1 MiB by default, so raise it for large bodies) |
+//! | `413` | the body exceeds `max_body_bytes` or the NATS server's `max_payload` (1 MiB by default, so raise it for large bodies), checked on `Content-Length` before reading and while reading, so no more is buffered; or the encoded request exceeds `max_payload` |
 //! | `502` | the actor failed (trapped: `failed`), its host refused the call (`denied`), its response exceeds the NATS `max_payload` (`too_large`), or its response is invalid |
 //! | `503` | no running actor answers the link (`not_found`: nothing serves its NATS subject) |
 //! | `504` | the actor did not answer within `timeout_ms`, or its host's own RPC timeout expired first (`timeout`) |
@@ -75,10 +86,10 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use trellis_protocol::LinkDefinition;
 use trellis_protocol::contracts::Contract as _;
-use trellis_provider_sdk::{HealthCheck, Provider, ProviderContext};
+use trellis_provider_sdk::{HealthCheck, Provider, ProviderContext, SdkError, SdkErrorKind};
 
 pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, LISTEN_BACKLOG};
-pub use settings::Settings;
+pub use settings::{ProviderSettings, Settings};
 pub use trellis_protocol::contracts::http::HANDLE_OPERATION;
 
 use routes::{LinkKey, Route, link_key};
@@ -89,12 +100,13 @@ use server::Listener;
 
 /// Runs the provider process: reads host data from stdin and serves.
 pub fn run() -> std::process::ExitCode {
-    trellis_provider_sdk::run(|ctx| async move { Ok(HttpServerProvider::new(ctx)) })
+    trellis_provider_sdk::run(|ctx| async move { HttpServerProvider::new(ctx) })
 }
 
 /// The `wasi:http` server provider.
 pub struct HttpServerProvider {
     ctx: Arc<ProviderContext>,
+    settings: ProviderSettings,
     state: Mutex<State>,
 }
 
@@ -110,12 +122,21 @@ struct State {
 }
 
 impl HttpServerProvider {
-    /// A provider invoking actors over `ctx`'s NATS client, with no links yet.
-    pub fn new(ctx: Arc<ProviderContext>) -> Self {
-        Self {
+    /// A provider invoking actors over `ctx`'s NATS client, with no links
+    /// yet, configured by its start configuration
+    /// ([`ProviderSettings::from_config`]).
+    ///
+    /// # Errors
+    ///
+    /// [`SdkErrorKind::Config`] when a provider setting is invalid.
+    pub fn new(ctx: Arc<ProviderContext>) -> Result<Self, SdkError> {
+        let settings = ProviderSettings::from_config(&ctx.host_data.config)
+            .map_err(|e| SdkError::with_source(SdkErrorKind::Config, e))?;
+        Ok(Self {
             ctx,
+            settings,
             state: Mutex::new(State::default()),
-        }
+        })
     }
 }
 
@@ -133,7 +154,7 @@ impl Provider for HttpServerProvider {
         self.state
             .lock()
             .await
-            .put(route.clone(), &self.ctx)
+            .put(route.clone(), &self.ctx, &self.settings)
             .await?;
         Ok(route)
     }
@@ -199,7 +220,12 @@ async fn wait_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
 impl State {
     /// Serves `route` on its address, replacing any previous version of
     /// its link.
-    async fn put(&mut self, route: Arc<Route>, ctx: &Arc<ProviderContext>) -> Result<(), String> {
+    async fn put(
+        &mut self,
+        route: Arc<Route>,
+        ctx: &Arc<ProviderContext>,
+        settings: &ProviderSettings,
+    ) -> Result<(), String> {
         let address = route.settings.address;
         let conflict = self.listeners.get(&address).and_then(|l| {
             l.shared
@@ -229,7 +255,7 @@ impl State {
                 None
             }
             Entry::Vacant(vacant) => {
-                match Listener::bind(address, ctx.clone(), vec![route.clone()]) {
+                match Listener::bind(address, ctx.clone(), vec![route.clone()], settings) {
                     Ok(listener) => {
                         vacant.insert(listener);
                         None

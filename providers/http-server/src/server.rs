@@ -18,6 +18,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_bytes::ByteBuf;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use trellis_protocol::contracts::http::{HttpRequest, HttpResponse};
@@ -26,7 +27,7 @@ use trellis_protocol::{DecodeLimits, RpcErrorKind};
 use trellis_provider_sdk::{InvokeErrorKind, ProviderContext};
 
 use crate::routes::{Route, RouteTable};
-use crate::settings::normalize_host;
+use crate::settings::{ProviderSettings, normalize_host};
 
 /// How long requests in flight when a listener closes may take to finish
 /// before their connections are dropped. Defaults to 3 s, within the 5 s a
@@ -55,6 +56,9 @@ const HOP_BY_HOP: [&str; 8] = [
 /// What the connections of one listener share.
 pub struct Shared {
     address: SocketAddr,
+    /// Largest body read: the smaller of a link's `max_body_bytes` and the
+    /// NATS server's `max_payload`.
+    max_payload: usize,
     routes: RwLock<Arc<RouteTable>>,
     ctx: Arc<ProviderContext>,
 }
@@ -108,6 +112,7 @@ impl Listener {
         address: SocketAddr,
         ctx: Arc<ProviderContext>,
         routes: Vec<Arc<Route>>,
+        settings: &ProviderSettings,
     ) -> io::Result<Self> {
         let socket = if address.is_ipv4() {
             TcpSocket::new_v4()?
@@ -119,12 +124,20 @@ impl Listener {
         let listener = socket.listen(LISTEN_BACKLOG)?;
         let shared = Arc::new(Shared {
             address: listener.local_addr().unwrap_or(address),
+            max_payload: ctx.rpc().max_payload(),
             routes: RwLock::new(Arc::new(RouteTable::new(routes))),
             ctx,
         });
         let (stop, stop_rx) = watch::channel(false);
         let (closed_tx, closed) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx, closed_tx));
+        let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            connections,
+            stop_rx,
+            closed_tx,
+        ));
         tracing::info!(%address, "listening");
         Ok(Self {
             shared,
@@ -145,18 +158,37 @@ impl Listener {
     }
 }
 
+/// Waits for a free connection place, then accepts a connection into it.
+/// Cancel-safe: a cancelled wait gives the place back.
+async fn accept_within(
+    listener: &tokio::net::TcpListener,
+    places: &Arc<Semaphore>,
+) -> (OwnedSemaphorePermit, io::Result<(TcpStream, SocketAddr)>) {
+    // The semaphore is never closed.
+    let place = match places.clone().acquire_owned().await {
+        Ok(place) => place,
+        Err(_) => std::future::pending().await,
+    };
+    (place, listener.accept().await)
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    places: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     closed: oneshot::Sender<()>,
 ) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            (place, accepted) = accept_within(&listener, &places) => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, shared.clone(), stop.clone()));
+                    let (shared, stop) = (shared.clone(), stop.clone());
+                    connections.spawn(async move {
+                        serve_connection(stream, shared, stop).await;
+                        drop(place);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors, usually: wait for some to free.
@@ -228,25 +260,21 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         return error(StatusCode::NOT_FOUND, "no route for this host and path");
     };
     let settings = &route.settings;
+    // No body larger than one NATS message could carry is ever buffered.
+    let max_body = settings.max_body_bytes.min(shared.max_payload);
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the request body exceeds the limit of {} bytes",
-                settings.max_body_bytes
-            ),
+            &format!("the request body exceeds the limit of {max_body} bytes"),
         )
     };
     // A Content-Length over the limit is refused before reading the body.
-    if request.body().size_hint().lower() > settings.max_body_bytes as u64 {
+    if request.body().size_hint().lower() > max_body as u64 {
         return too_large();
     }
     let (parts, body) = request.into_parts();
-    let body = match tokio::time::timeout(
-        settings.timeout,
-        Limited::new(body, settings.max_body_bytes).collect(),
-    )
-    .await
+    let body = match tokio::time::timeout(settings.timeout, Limited::new(body, max_body).collect())
+        .await
     {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),

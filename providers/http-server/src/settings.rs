@@ -95,6 +95,52 @@ impl Settings {
     }
 }
 
+/// Provider configuration key (in the provider's start configuration,
+/// not a link's): most connections open at once on each listener.
+pub const MAX_CONNECTIONS_KEY: &str = "max_connections";
+
+/// Settings of the whole provider process, read from the configuration of
+/// its start request. Every default is in [`Default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Most connections open at once on each listener
+    /// (`max_connections`), a count. A connection beyond it waits in the
+    /// listen backlog until one closes. Defaults to 4,096.
+    pub max_connections: usize,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 4_096,
+        }
+    }
+}
+
+impl ProviderSettings {
+    /// The defaults overridden by `config`, the provider's start
+    /// configuration (`HostData::config`).
+    ///
+    /// # Errors
+    ///
+    /// The invalid key and value, with the accepted range (1 to 1,000,000
+    /// connections).
+    pub fn from_config(
+        config: &BTreeMap<String, String>,
+    ) -> Result<Self, trellis_provider_sdk::LinkConfigError> {
+        let defaults = Self::default();
+        let max = trellis_provider_sdk::parse_number(
+            config,
+            MAX_CONNECTIONS_KEY,
+            defaults.max_connections as u64,
+            1..=1_000_000,
+        )?;
+        Ok(Self {
+            max_connections: usize::try_from(max).unwrap_or(defaults.max_connections),
+        })
+    }
+}
+
 /// The host part of a Host header or authority, lowercase, without its port
 /// or a trailing dot; `None` when it is not a valid authority.
 pub fn normalize_host(authority: &str) -> Option<String> {
@@ -127,6 +173,18 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn provider_settings_default_and_override() {
+        assert_eq!(
+            ProviderSettings::from_config(&config(&[])).unwrap(),
+            ProviderSettings::default()
+        );
+        let set = ProviderSettings::from_config(&config(&[("max_connections", "8")])).unwrap();
+        assert_eq!(set.max_connections, 8);
+        let refused = ProviderSettings::from_config(&config(&[("max_connections", "0")]));
+        assert_eq!(refused.unwrap_err().key, MAX_CONNECTIONS_KEY);
     }
 
     #[test]

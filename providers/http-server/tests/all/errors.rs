@@ -1,6 +1,10 @@
 //! Limits and failures give the documented statuses, with JSON bodies.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
 
 use bytes::Bytes;
 use http_body_util::StreamBody;
@@ -74,17 +78,65 @@ async fn a_body_over_the_nats_max_payload_gives_413() {
         .await;
     wait_until_listening(address, "/").await;
 
-    // Under the 10 MiB default limit, but over NATS' 1 MiB max_payload.
-    let body = Bytes::from(vec![b'x'; 2 * 1024 * 1024]);
-    let answer = send(address, request("POST", &address.to_string(), "/", body))
+    // Under the 10 MiB default limit, but over NATS' 1 MiB max_payload:
+    // refused on its Content-Length alone. The body never comes: the
+    // answer must not wait for it.
+    let never = futures::stream::pending::<Result<Frame<Bytes>, std::convert::Infallible>>();
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("host", address.to_string())
+        .header("content-length", (2 * 1024 * 1024).to_string())
+        .body(StreamBody::new(never))
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), send(address, request))
         .await
+        .expect("the provider waited for the body")
         .unwrap();
     assert_eq!(answer.status, 413, "{answer:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_is_not_buffered_past_the_nats_max_payload() {
+    let setup = Setup::new().await;
+    let hello = setup.start_actor("hello", 4).await;
+    let address = free_address();
+    // The link would take 64 MiB: max_payload is what stops the read.
+    setup
+        .link(
+            &hello,
+            &[
+                ("address", address.to_string()),
+                ("max_body_bytes", (64 * 1024 * 1024).to_string()),
+            ],
+        )
+        .await;
+    wait_until_listening(address, "/").await;
+
+    // No Content-Length: 64 KiB chunks that would reach 32 MiB. The
+    // provider stops reading once the body passes max_payload.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let chunks = futures::stream::iter(0..512).map(move |_| {
+        counter.fetch_add(64 * 1024, Ordering::SeqCst);
+        Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![b'x'; 64 * 1024])))
+    });
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("host", address.to_string())
+        .body(StreamBody::new(chunks))
+        .unwrap();
+    // The provider answers 413 and closes the connection with the rest of
+    // the body unread, so the client either reads the 413 or fails to
+    // write: both show that the body stopped being read.
+    if let Ok(answer) = send(address, request).await {
+        assert_eq!(answer.status, 413, "{answer:?}");
+    }
     assert!(
-        answer
-            .error()
-            .contains("exceeds the lattice's message limit"),
-        "{answer:?}"
+        sent.load(Ordering::SeqCst) < 32 * 1024 * 1024,
+        "the whole body was read"
     );
     setup.stop().await;
 }

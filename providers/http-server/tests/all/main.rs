@@ -47,12 +47,26 @@ impl Setup {
         lattice: TestLattice,
         f: impl FnOnce(HostConfig) -> HostConfig,
     ) -> Self {
+        Self::with_provider_config(lattice, f, &[]).await
+    }
+
+    /// A host of `lattice` whose configuration `f` adjusts, running the
+    /// provider with `provider_config` in its start configuration.
+    pub async fn with_provider_config(
+        lattice: TestLattice,
+        f: impl FnOnce(HostConfig) -> HostConfig,
+        provider_config: &[(&str, &str)],
+    ) -> Self {
         let host = Host::start(f(lattice.config())).await.unwrap();
+        let mut config = BTreeMap::from([("contract_id".to_owned(), "wasi:http".to_owned())]);
+        for (key, value) in provider_config {
+            config.insert((*key).to_owned(), (*value).to_owned());
+        }
         let provider = host
             .start_provider(
                 env!("CARGO_BIN_EXE_http-server"),
                 "default",
-                BTreeMap::from([("contract_id".into(), "wasi:http".into())]),
+                config,
                 Default::default(),
             )
             .await
