@@ -200,6 +200,10 @@ pub struct HostConfig {
     /// else `$HOME/.cache/trellis/providers`, else
     /// `{temp dir}/trellis-providers-{user id}`.
     pub provider_cache_dir: PathBuf,
+    /// How long pulling one artifact from the lattice's artifact store may
+    /// take, its metadata and all its chunks. Defaults to 60 s. Pulled
+    /// artifacts are kept under `{provider_cache_dir}/artifacts`.
+    pub pull_timeout: Duration,
     /// Interval between provider health checks. Defaults to 10 s.
     pub provider_health_interval: Duration,
     /// Lifetime of each credential the host issues for a provider process:
@@ -258,6 +262,7 @@ impl Default for HostConfig {
             artifact_dirs: Vec::new(),
             dev_mode: false,
             provider_cache_dir: default_provider_cache(),
+            pull_timeout: Duration::from_secs(60),
             provider_health_interval: Duration::from_secs(10),
             provider_hung_after: Duration::from_secs(30),
             provider_credential_ttl: trellis_claims::invocation::DEFAULT_CREDENTIAL_TTL,

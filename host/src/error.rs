@@ -30,6 +30,9 @@ pub enum ErrorKind {
     ShuttingDown,
     /// The policy service denied the action, or could not be asked.
     Denied,
+    /// An artifact could not be pulled: over its size limit, not matching
+    /// its digest, or its store failed; [`Error::artifact_kind`] says which.
+    Artifact,
 }
 
 /// An error from the host: a kind to match on and the error that caused it
@@ -72,6 +75,14 @@ impl Error {
         self.source
             .downcast_ref::<trellis_claims::Error>()
             .map(trellis_claims::Error::kind)
+    }
+
+    /// Why an artifact could not be pulled, for [`ErrorKind::Artifact`]
+    /// (and the not-found and timeout errors of a pull).
+    pub fn artifact_kind(&self) -> Option<trellis_lattice_client::artifacts::ArtifactErrorKind> {
+        self.source
+            .downcast_ref::<trellis_lattice_client::artifacts::ArtifactError>()
+            .map(trellis_lattice_client::Error::kind)
     }
 
     /// The message, for people.

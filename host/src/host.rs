@@ -12,6 +12,7 @@ use trellis_claims::invocation::{
     issue_credential,
 };
 use trellis_claims::keys::{KeyKind, KeyPair, generate, parse_seed};
+use trellis_claims::provider::ArchiveLimits;
 use trellis_protocol::event::{
     ActorFailedData, ActorScaledData, ActorStartedData, ActorStoppedData, ActorUpdatedData,
     HostStartedData, HostStoppedData, LabelsChangedData, LinkDeletedData, LinkSetData,
@@ -29,6 +30,7 @@ use crate::events::EventPublisher;
 use crate::providers::{LinkChange, RunningProvider};
 use crate::rpc::LatticeClient;
 use crate::runtime::Runtime;
+use trellis_protocol::artifact::ArtifactRef;
 use trellis_protocol::policy::{PolicyAction, PolicyRequest};
 
 pub(crate) struct HostInner {
@@ -55,6 +57,8 @@ pub(crate) struct HostInner {
     pub(crate) ctl_verifier: InvocationVerifier,
     /// The policy service, if one is configured.
     pub(crate) policy: Option<Arc<crate::policy::Policy>>,
+    /// Pulls artifacts from the lattice's artifact store into the cache.
+    pub(crate) puller: crate::pull::Puller,
     pub(crate) started: Instant,
     pub(crate) stop_tx: watch::Sender<bool>,
 }
@@ -190,6 +194,12 @@ impl Host {
             config.ctl_issuers.iter().cloned(),
             verifier_settings,
         );
+        let puller = crate::pull::Puller::new(
+            nats.clone(),
+            lattice.as_str(),
+            config.provider_cache_dir.join("artifacts"),
+            config.pull_timeout,
+        );
         let inner = Arc::new(HostInner {
             id,
             lattice,
@@ -209,6 +219,7 @@ impl Host {
             secrets,
             ctl_verifier,
             policy,
+            puller,
             started: Instant::now(),
             stop_tx,
         });
@@ -396,6 +407,13 @@ impl Host {
         }
     }
 
+    /// Artifacts this host has pulled from the lattice's artifact store
+    /// since it started, a count; starts served from its cache are not
+    /// counted.
+    pub fn artifact_pulls(&self) -> u64 {
+        self.inner.puller.pulled()
+    }
+
     /// Invocations that `actor_id` has answered successfully on this host.
     pub async fn invocations_served(&self, actor_id: &str) -> Option<u64> {
         self.inner
@@ -406,14 +424,21 @@ impl Host {
             .map(|a| a.served())
     }
 
+    /// Reads an actor module from `actor_ref`: a file under the artifact
+    /// directories, or an artifact of the lattice's store, pulled into the
+    /// cache unless it is there already.
     async fn read_module(&self, actor_ref: &str) -> Result<Vec<u8>> {
         let cfg = &self.inner.config;
-        crate::artifacts::read(
-            actor_ref,
-            &cfg.artifact_dirs,
-            cfg.limits.max_component_bytes,
-        )
-        .await
+        let max = cfg.limits.max_component_bytes;
+        match parse_reference(actor_ref)? {
+            ArtifactRef::File(path) => crate::artifacts::read(&path, &cfg.artifact_dirs, max).await,
+            ArtifactRef::Lattice(reference) => {
+                let path = self.inner.puller.fetch(&reference, max).await?;
+                let cache = [self.inner.puller.cache_dir().to_path_buf()];
+                crate::artifacts::read(&path.to_string_lossy(), &cache, max).await
+            }
+            ArtifactRef::Oci(_) => Err(oci_unsupported()),
+        }
     }
 
     /// Starts an actor from a file path.
@@ -782,16 +807,26 @@ impl Host {
         .map_err(|e| bad(e.to_string()))?;
         check_annotations(&annotations)?;
         let cfg = &self.inner.config;
-        let (binary, description, issuer) = if provider_ref.ends_with(".par.gz")
-            || provider_ref.ends_with(".par")
+        // A provider archive is compressed, so its packed size is at most
+        // its unpacked limit.
+        let max_archive =
+            usize::try_from(ArchiveLimits::default().max_total_bytes).unwrap_or(usize::MAX);
+        let (path, dirs, pulled) = match parse_reference(provider_ref)? {
+            ArtifactRef::File(path) => (path, cfg.artifact_dirs.clone(), false),
+            ArtifactRef::Lattice(reference) => {
+                let path = self.inner.puller.fetch(&reference, max_archive).await?;
+                let dirs = vec![self.inner.puller.cache_dir().to_path_buf()];
+                (path.to_string_lossy().into_owned(), dirs, true)
+            }
+            ArtifactRef::Oci(_) => return Err(oci_unsupported()),
+        };
+        let (binary, description, issuer) = if pulled
+            || path.ends_with(".par.gz")
+            || path.ends_with(".par")
         {
-            let (binary, claims) = crate::providers::unpack(
-                provider_ref,
-                &cfg.artifact_dirs,
-                &self.inner.trust,
-                &cfg.provider_cache_dir,
-            )
-            .await?;
+            let (binary, claims) =
+                crate::providers::unpack(&path, &dirs, &self.inner.trust, &cfg.provider_cache_dir)
+                    .await?;
             let contract_id = ContractId::new(claims.trellis.contract_id.clone())
                 .map_err(|e| bad(e.to_string()))?;
             let description = ProviderDescription {
@@ -806,8 +841,8 @@ impl Host {
             (binary, description, claims.iss.clone())
         } else if cfg.dev_mode {
             let contract_id = crate::providers::dev_contract(&config)?;
-            crate::artifacts::open(provider_ref, &cfg.artifact_dirs)?;
-            let binary = std::path::PathBuf::from(provider_ref);
+            crate::artifacts::open(&path, &dirs)?;
+            let binary = std::path::PathBuf::from(&path);
             let name = binary.file_stem().map_or_else(
                 || provider_ref.to_owned(),
                 |s| s.to_string_lossy().into_owned(),
@@ -1058,4 +1093,19 @@ async fn take_all<K, V>(map: &Mutex<HashMap<K, Arc<V>>>) -> Vec<Arc<V>> {
 fn check_annotations(annotations: &BTreeMap<String, String>) -> Result<()> {
     trellis_protocol::ctl::validate_annotations(annotations)
         .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))
+}
+
+/// Parses an artifact reference from a control request.
+fn parse_reference(reference: &str) -> Result<ArtifactRef> {
+    reference
+        .parse()
+        .map_err(|e| Error::with_source(ErrorKind::BadRequest, e))
+}
+
+/// The refusal of an OCI reference, which this version does not pull.
+fn oci_unsupported() -> Error {
+    Error::new(
+        ErrorKind::BadRequest,
+        "OCI references are not served by this host version; push to the lattice's artifact store",
+    )
 }

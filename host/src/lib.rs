@@ -59,6 +59,7 @@ pub mod labels;
 pub mod lattice_data;
 pub mod policy;
 pub mod providers;
+mod pull;
 pub mod rpc;
 pub mod runtime;
 mod secrets;

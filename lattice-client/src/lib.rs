@@ -7,6 +7,7 @@
 //! Hosts and capability providers both use it, so an invocation is signed,
 //! sent, verified and answered the same way whichever side sends it.
 
+pub mod artifacts;
 pub mod ctl;
 mod error;
 pub mod kv;

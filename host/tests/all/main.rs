@@ -9,6 +9,7 @@
     missing_docs
 )]
 
+mod artifact_store;
 mod artifacts;
 mod balancing;
 mod capabilities;

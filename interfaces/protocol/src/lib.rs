@@ -34,6 +34,7 @@
 //! assert!(matches!(err, DecodeError::TooDeep { .. } | DecodeError::LengthExceedsInput { .. }));
 //! ```
 
+pub mod artifact;
 pub mod codec;
 pub mod contracts;
 pub mod ctl;

@@ -350,3 +350,69 @@ async fn a_hung_provider_is_restarted_and_callers_get_errors_not_hangs() {
     assert_eq!(count(&lattice, &actor.public_key(), "n").await, 2);
     host.stop(None).await;
 }
+
+/// A provider archive with binaries for two targets, pushed to the
+/// lattice's artifact store, starts by reference on a host that has no
+/// file of it, and serves; the host unpacks only its own target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_from_the_artifact_store_starts_by_reference() {
+    use trellis_lattice_client::artifacts;
+    let lattice = TestLattice::new();
+    let provider_key = generate(KeyKind::Provider);
+    let request = ProviderClaimsRequest {
+        name: "keyvalue-nats".into(),
+        contract_id: "wasi:keyvalue".into(),
+        vendor: "Trellis".into(),
+        ..Default::default()
+    };
+    let other = if current_target().starts_with("aarch64") {
+        "x86_64-linux"
+    } else {
+        "aarch64-linux"
+    };
+    let binaries = BTreeMap::from([
+        (current_target(), std::fs::read(BINARY).unwrap()),
+        (other.to_owned(), b"not this host's binary".to_vec()),
+    ]);
+    let archive = ProviderArchive::create(&request, binaries, &lattice.issuer, &provider_key)
+        .unwrap()
+        .0
+        .to_bytes()
+        .unwrap();
+    let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
+    let timeout = Duration::from_secs(10);
+    let store = artifacts::open(&nats, &lattice.name, true, timeout)
+        .await
+        .unwrap();
+    artifacts::put(
+        &store,
+        "keyvalue-nats:0.1.0",
+        &mut archive.as_slice(),
+        timeout,
+    )
+    .await
+    .unwrap();
+
+    let host = Host::start(HostConfig {
+        dev_mode: false,
+        artifact_dirs: Vec::new(),
+        provider_cache_dir: tempfile::tempdir().unwrap().keep(),
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let provider = host
+        .start_provider(
+            "keyvalue-nats:0.1.0",
+            "default",
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(provider.id, provider_key.public_key());
+    assert_eq!(host.artifact_pulls(), 1);
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "pulled").await, 1);
+    host.stop(None).await;
+}
