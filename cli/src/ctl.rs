@@ -72,6 +72,15 @@ pub struct LatticeArgs {
 impl LatticeArgs {
     /// Connects and returns a control client of the lattice.
     pub async fn client(&self) -> anyhow::Result<CtlClient> {
+        let nats = self.nats().await?;
+        let lattice = Lattice::new(self.lattice.clone()).context("bad --lattice")?;
+        Ok(CtlClient::new(nats, lattice)
+            .with_timeout(self.timeout)
+            .with_signer(Arc::new(self.signer()?)))
+    }
+
+    /// Connects to the lattice's NATS servers.
+    pub async fn nats(&self) -> anyhow::Result<async_nats::Client> {
         let config = NatsConnection {
             urls: self.nats_urls.clone(),
             auth: self.nats_credentials.as_ref().map_or(NatsAuth::None, |p| {
@@ -82,11 +91,7 @@ impl LatticeArgs {
             tls: None,
             subscription_capacity: trellis_protocol::provider::DEFAULT_SUBSCRIPTION_CAPACITY,
         };
-        let nats = trellis_lattice_client::connect(&config, "trellis-cli", self.timeout).await?;
-        let lattice = Lattice::new(self.lattice.clone()).context("bad --lattice")?;
-        Ok(CtlClient::new(nats, lattice)
-            .with_timeout(self.timeout)
-            .with_signer(Arc::new(self.signer()?)))
+        Ok(trellis_lattice_client::connect(&config, "trellis-cli", self.timeout).await?)
     }
 
     /// The signer of control requests: `--ctl-key` with `--ctl-credential`,
@@ -126,10 +131,11 @@ pub enum GetCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StartCommand {
-    /// Start a signed actor from a file on the host (a local path is made
-    /// absolute); prints its id (`M…`).
+    /// Start a signed actor by reference: `name[:version]` from the
+    /// lattice's artifact store (see `trellis push`), or a file on the host
+    /// (a local path is made absolute); prints its id (`M…`).
     Actor {
-        /// The signed component.
+        /// The signed component: an artifact reference or a path.
         actor_ref: String,
         /// The host to start it on. Defaults to the first host that answers.
         #[arg(long, env = "TRELLIS_HOST_ID")]
@@ -270,7 +276,7 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
-fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     future: F,
 ) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread()

@@ -5,6 +5,7 @@
 //! environment variable named in that help, and `-o json` switches any
 //! command to machine-readable output.
 
+mod artifacts;
 mod build;
 mod claims;
 mod ctl;
@@ -75,6 +76,11 @@ enum Command {
         #[command(flatten)]
         lattice: ctl::LatticeArgs,
     },
+    /// Push a signed actor module or provider archive into the lattice's
+    /// artifact store, by name and version.
+    Push(Box<artifacts::PushArgs>),
+    /// Pull an artifact from the lattice's artifact store into a file.
+    Pull(Box<artifacts::PullArgs>),
     /// Put, delete and list link definitions.
     Link {
         #[command(subcommand)]
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(*args, cli.output),
         Command::Build(args) => build::run(*args, cli.output),
         Command::Get { command, lattice } => ctl::get(command, lattice, cli.output),
+        Command::Push(args) => artifacts::push(*args, cli.output),
+        Command::Pull(args) => artifacts::pull(*args, cli.output),
         Command::Start { command, lattice } => ctl::start(command, lattice, cli.output),
         Command::Stop { command, lattice } => ctl::stop(command, lattice, cli.output),
         Command::Link { command, lattice } => ctl::link(command, lattice, cli.output),

@@ -674,3 +674,62 @@ fn a_read_only_cli_credential_can_list_but_not_start() {
     let refused: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(refused["error"]["kind"], "denied", "{refused}");
 }
+
+/// The development key `{home}/keys/dev.{kind}.nk` that `trellis up` made.
+fn dev_key(home: &Path, kind: trellis_claims::keys::KeyKind) -> trellis_claims::keys::KeyPair {
+    let path = home.join(format!("keys/dev.{kind}.nk"));
+    let seed = std::fs::read_to_string(&path).unwrap();
+    trellis_claims::keys::parse_seed(seed.trim(), kind).unwrap()
+}
+
+/// `trellis push` puts a signed actor into the lattice's artifact store; a
+/// second host, with no artifact directory and so no file of it, starts it
+/// by reference and serves requests; `trellis pull` gets the same bytes
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_actor_runs_on_a_second_host_that_has_no_file_of_it() {
+    use trellis_claims::keys::KeyKind;
+    let lattice = DemoLattice::start();
+    let home = lattice.home.path();
+    let file = home.join("actors/hello.signed.wasm");
+    let pushed = lattice.ctl(&["push", file.to_str().unwrap(), "hello:0.1.0"]);
+    assert_eq!(pushed["reference"], "lattice://hello:0.1.0");
+    let digest = pushed["digest"].as_str().unwrap().to_owned();
+
+    let second = trellis_host::Host::start(trellis_host::HostConfig {
+        lattice: "default".into(),
+        nats: trellis_host::NatsConfig {
+            urls: vec![lattice.nats_url.clone()],
+            ..trellis_host::NatsConfig::default()
+        },
+        cluster_seed: Some(dev_key(home, KeyKind::Cluster).seed().unwrap()),
+        trusted_issuers: vec![dev_key(home, KeyKind::Account).public_key()],
+        ctl_issuers: vec![dev_key(home, KeyKind::Operator).public_key()],
+        artifact_dirs: Vec::new(),
+        provider_cache_dir: tempfile::tempdir_in(home).unwrap().keep(),
+        ..trellis_host::HostConfig::default()
+    })
+    .await
+    .unwrap();
+    let actor = lattice.ctl(&[
+        "start",
+        "actor",
+        &format!("hello:0.1.0@{digest}"),
+        "--host-id",
+        second.id(),
+    ]);
+    let id = actor["id"].as_str().unwrap().to_owned();
+    assert_eq!(second.artifact_pulls(), 1);
+    let address = lattice.serve_http(&id);
+    let greeting = get_until(address, &address.to_string(), "/?name=Ada", |a| {
+        a.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(greeting.text(), "Hello, Ada!");
+
+    let copy = home.join("pulled.wasm");
+    let pulled = lattice.ctl(&["pull", "hello:0.1.0", "-d", copy.to_str().unwrap()]);
+    assert_eq!(pulled["digest"], digest);
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&file).unwrap());
+    second.stop(None).await;
+}
