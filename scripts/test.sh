@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
 
 ensure_rust
 ensure_services
+ensure_registry
 build_examples
 
 export TRELLIS_TEST_NATS_SERVER="${TRELLIS_TEST_NATS_SERVER:-${TRELLIS_NATS_SERVER:-}}"

@@ -1,5 +1,5 @@
 //! `trellis push` and `trellis pull`: artifacts in the lattice's own store
-//! (`docs/artifacts.md`).
+//! or in an OCI registry (`docs/artifacts.md`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,8 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde::Serialize;
 use trellis_lattice_client::artifacts;
-use trellis_protocol::artifact::{ArtifactRef, LatticeRef};
+use trellis_lattice_client::oci::{ArtifactKind, Registry, RegistrySettings};
+use trellis_protocol::artifact::{ArtifactRef, LatticeRef, OciRef};
 
 use crate::ctl::LatticeArgs;
 use crate::output::{Output, emit};
@@ -17,15 +18,63 @@ use crate::output::{Output, emit};
 /// limit. Defaults to 512 MiB.
 pub const MAX_ARTIFACT_BYTES: usize = 512 * 1024 * 1024;
 
+/// How OCI registries are reached, for every command that reaches one.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// A registry (`host:port`) reached over plain HTTP instead of HTTPS.
+    /// Repeat, or separate with commas. Nothing else is ever downgraded.
+    #[arg(
+        long = "allow-insecure-registry",
+        env = "TRELLIS_ALLOW_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
+    pub insecure: Vec<String>,
+    /// User name for the registry of the reference (else the Docker
+    /// configuration's credentials, else anonymous).
+    #[arg(long, env = "TRELLIS_REGISTRY_USER", requires = "registry_password")]
+    pub registry_user: Option<String>,
+    /// Password for `--registry-user`.
+    #[arg(
+        long,
+        env = "TRELLIS_REGISTRY_PASSWORD",
+        requires = "registry_user",
+        hide_env_values = true
+    )]
+    pub registry_password: Option<String>,
+}
+
+impl RegistryArgs {
+    /// The settings for reaching `registry` (the user and password apply
+    /// to it alone).
+    pub fn settings(&self, registry: Option<&str>) -> RegistrySettings {
+        let mut settings = RegistrySettings {
+            insecure: self.insecure.clone(),
+            ..RegistrySettings::default()
+        };
+        if let (Some(registry), Some(user), Some(password)) =
+            (registry, &self.registry_user, &self.registry_password)
+        {
+            settings
+                .credentials
+                .insert(registry.to_owned(), (user.clone(), password.clone()));
+        }
+        settings
+    }
+}
+
 /// `trellis push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The signed actor module or provider archive to push.
     pub file: PathBuf,
     /// Where to push it: `name[:version]` or `lattice://name[:version]`
-    /// for the lattice's own store. Defaults to the file's name without
-    /// its extensions, at version `latest`.
+    /// for the lattice's own store, `oci://registry/repository:tag` (or
+    /// `registry/repository:tag`) for an OCI registry. Defaults to the
+    /// file's name without its extensions, at version `latest`, in the
+    /// lattice's store.
     pub reference: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[command(flatten)]
     pub lattice: LatticeArgs,
 }
@@ -33,12 +82,15 @@ pub struct PushArgs {
 /// `trellis pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// What to pull: `name[:version][@sha256:…]` or `lattice://…`.
+    /// What to pull: `name[:version][@sha256:…]`, `lattice://…`, or an
+    /// OCI reference.
     pub reference: String,
     /// Where to write it. Defaults to `{name}-{version}` in the current
     /// directory.
     #[arg(short = 'd', long = "destination")]
     pub destination: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[command(flatten)]
     pub lattice: LatticeArgs,
 }
@@ -53,13 +105,17 @@ struct Moved {
     file: Option<String>,
 }
 
-/// The lattice reference `reference` names, or why it names none.
-fn lattice_ref(reference: &str) -> anyhow::Result<LatticeRef> {
+/// Where an artifact is pushed to or pulled from.
+enum Target {
+    Lattice(LatticeRef),
+    Oci(OciRef),
+}
+
+/// The store `reference` names, or why it names none.
+fn target(reference: &str) -> anyhow::Result<Target> {
     match reference.parse::<ArtifactRef>()? {
-        ArtifactRef::Lattice(r) => Ok(r),
-        ArtifactRef::Oci(_) => bail!(
-            "{reference} names an OCI registry; this build pushes and pulls the lattice's own store only (name[:version])"
-        ),
+        ArtifactRef::Lattice(r) => Ok(Target::Lattice(r)),
+        ArtifactRef::Oci(r) => Ok(Target::Oci(r)),
         ArtifactRef::File(_) => bail!("{reference} is a file path, not an artifact reference"),
     }
 }
@@ -94,12 +150,12 @@ fn bar(output: Output, length: u64) -> indicatif::ProgressBar {
 ///
 /// # Errors
 ///
-/// An unreadable file, a reference that does not name the lattice's
-/// store, or a failed upload.
+/// An unreadable file, a reference that names no store, or a failed
+/// upload (a registry refusing the credentials among them).
 pub fn push(args: PushArgs, output: Output) -> anyhow::Result<ExitCode> {
-    let reference = match &args.reference {
-        Some(r) => lattice_ref(r)?,
-        None => lattice_ref(&default_name(&args.file)?)?,
+    let target = match &args.reference {
+        Some(r) => target(r)?,
+        None => target(&default_name(&args.file)?)?,
     };
     crate::ctl::block_on(async move {
         let file = tokio::fs::File::open(&args.file)
@@ -112,19 +168,39 @@ pub fn push(args: PushArgs, output: Output) -> anyhow::Result<ExitCode> {
                 args.file.display()
             );
         }
-        let nats = args.lattice.nats().await?;
         let timeout = args.lattice.timeout.max(std::time::Duration::from_secs(60));
-        let store = artifacts::open(&nats, &args.lattice.lattice, true, timeout).await?;
         let progress = bar(output, size);
-        let mut reader = progress.wrap_async_read(file);
-        let info = artifacts::put(&store, &reference.object_name(), &mut reader, timeout).await?;
-        progress.finish_and_clear();
-        let moved = Moved {
-            reference: ArtifactRef::Lattice(reference).to_string(),
-            digest: info.digest,
-            size: info.size,
-            file: None,
+        let moved = match target {
+            Target::Lattice(reference) => {
+                let nats = args.lattice.nats().await?;
+                let store = artifacts::open(&nats, &args.lattice.lattice, true, timeout).await?;
+                let mut reader = progress.wrap_async_read(file);
+                let info =
+                    artifacts::put(&store, &reference.object_name(), &mut reader, timeout).await?;
+                Moved {
+                    reference: ArtifactRef::Lattice(reference).to_string(),
+                    digest: info.digest,
+                    size: info.size,
+                    file: None,
+                }
+            }
+            Target::Oci(reference) => {
+                drop(file);
+                let bytes = tokio::fs::read(&args.file).await?;
+                let kind = ArtifactKind::of_bytes(&bytes);
+                let registry = Registry::new(args.registry.settings(Some(&reference.registry)));
+                progress.set_position(0);
+                let pushed = registry.push(&reference, bytes, kind, timeout).await?;
+                progress.set_position(size);
+                Moved {
+                    reference: ArtifactRef::Oci(reference).to_string(),
+                    digest: pushed.manifest_digest,
+                    size: pushed.layer.size,
+                    file: None,
+                }
+            }
         };
+        progress.finish_and_clear();
         emit(output, &moved, || {
             format!(
                 "{}@{} ({} bytes)",
@@ -139,35 +215,63 @@ pub fn push(args: PushArgs, output: Output) -> anyhow::Result<ExitCode> {
 ///
 /// # Errors
 ///
-/// A reference that does not name the lattice's store, a missing
-/// artifact, a digest mismatch, or an unwritable destination.
+/// A reference that names no store, a missing artifact, a digest
+/// mismatch, a registry refusing the credentials, or an unwritable
+/// destination.
 pub fn pull(args: PullArgs, output: Output) -> anyhow::Result<ExitCode> {
-    let reference = lattice_ref(&args.reference)?;
+    let target = target(&args.reference)?;
     crate::ctl::block_on(async move {
-        let nats = args.lattice.nats().await?;
         let timeout = args.lattice.timeout.max(std::time::Duration::from_secs(60));
-        let store = artifacts::open(&nats, &args.lattice.lattice, false, timeout).await?;
-        let object = reference.object_name();
-        let info = artifacts::info(&store, &object, timeout).await?;
-        let progress = bar(output, info.size);
-        let (info, bytes) = artifacts::get(
-            &store,
-            &object,
-            reference.digest.as_deref(),
-            MAX_ARTIFACT_BYTES,
-            timeout,
-            |read| progress.set_position(read),
-        )
-        .await?;
-        progress.finish_and_clear();
+        let (reference, default_file, info, bytes) = match target {
+            Target::Lattice(reference) => {
+                let nats = args.lattice.nats().await?;
+                let store = artifacts::open(&nats, &args.lattice.lattice, false, timeout).await?;
+                let object = reference.object_name();
+                let info = artifacts::info(&store, &object, timeout).await?;
+                let progress = bar(output, info.size);
+                let (info, bytes) = artifacts::get(
+                    &store,
+                    &object,
+                    reference.digest.as_deref(),
+                    MAX_ARTIFACT_BYTES,
+                    timeout,
+                    |read| progress.set_position(read),
+                )
+                .await?;
+                progress.finish_and_clear();
+                let file = format!("{}-{}", reference.name, reference.version);
+                (ArtifactRef::Lattice(reference), file, info, bytes)
+            }
+            Target::Oci(reference) => {
+                let registry = Registry::new(args.registry.settings(Some(&reference.registry)));
+                let progress = bar(output, 0);
+                let (_, info, bytes) = registry
+                    .pull(&reference, MAX_ARTIFACT_BYTES, timeout, |read| {
+                        progress.set_length(read);
+                        progress.set_position(read);
+                    })
+                    .await?;
+                progress.finish_and_clear();
+                let name = reference
+                    .repository
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("artifact");
+                let file = format!(
+                    "{name}-{}",
+                    reference.tag.as_deref().unwrap_or(artifact_default_tag())
+                );
+                (ArtifactRef::Oci(reference), file, info, bytes)
+            }
+        };
         let destination = args
             .destination
-            .unwrap_or_else(|| PathBuf::from(format!("{}-{}", reference.name, reference.version)));
+            .unwrap_or_else(|| PathBuf::from(default_file));
         tokio::fs::write(&destination, &bytes)
             .await
             .with_context(|| format!("writing {}", destination.display()))?;
         let moved = Moved {
-            reference: ArtifactRef::Lattice(reference).to_string(),
+            reference: reference.to_string(),
             digest: info.digest,
             size: info.size,
             file: Some(destination.display().to_string()),
@@ -185,6 +289,10 @@ pub fn pull(args: PullArgs, output: Output) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn artifact_default_tag() -> &'static str {
+    trellis_protocol::artifact::DEFAULT_TAG
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -195,13 +303,19 @@ mod tests {
     fn a_file_is_pushed_under_its_name_by_default() {
         let name = default_name(std::path::Path::new("build/Hello.signed.wasm")).unwrap();
         assert_eq!(name, "hello");
-        assert_eq!(lattice_ref(&name).unwrap().object_name(), "hello:latest");
+        let Target::Lattice(reference) = target(&name).unwrap() else {
+            panic!("not the lattice store");
+        };
+        assert_eq!(reference.object_name(), "hello:latest");
     }
 
     #[test]
-    fn oci_and_file_references_are_refused_for_the_lattice_store() {
-        assert!(lattice_ref("localhost:5000/hello:1").is_err());
-        assert!(lattice_ref("/srv/hello.wasm").is_err());
-        assert!(lattice_ref("hello:1.0").is_ok());
+    fn each_reference_names_its_store_and_a_path_none() {
+        assert!(matches!(
+            target("localhost:5000/hello:1"),
+            Ok(Target::Oci(_))
+        ));
+        assert!(matches!(target("hello:1.0"), Ok(Target::Lattice(_))));
+        assert!(target("/srv/hello.wasm").is_err());
     }
 }

@@ -79,6 +79,15 @@ pub struct HostArgs {
         value_delimiter = ','
     )]
     pub allow_dirs: Vec<std::path::PathBuf>,
+    /// A registry (`host:port`) this host pulls from over plain HTTP
+    /// instead of HTTPS. Repeat for several. Credentials come from the
+    /// Docker configuration (`~/.docker/config.json`).
+    #[arg(
+        long = "allow-insecure-registry",
+        env = "TRELLIS_ALLOW_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
     /// NATS credentials file of a second connection that serves the
     /// control interface, so NATS permissions can tell control from RPC
     /// (docs/security.md). Defaults to none: one connection.
@@ -184,6 +193,10 @@ async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
         trusted_issuers: args.trusted_issuers.clone(),
         ctl_issuers: args.ctl_issuers.clone(),
         artifact_dirs: args.allow_dirs.clone(),
+        registries: trellis_lattice_client::oci::RegistrySettings {
+            insecure: args.insecure_registries.clone(),
+            ..Default::default()
+        },
         ctl_nats_auth: args.ctl_nats_credentials.as_ref().map(credentials),
         provider_nats_auth: args.provider_nats_credentials.as_ref().map(credentials),
         policy: args.policy_subject.as_ref().map(|subject| PolicyConfig {

@@ -53,6 +53,15 @@ pub struct UpArgs {
         value_delimiter = ','
     )]
     pub allow_dirs: Vec<PathBuf>,
+    /// A registry (`host:port`) this host pulls from over plain HTTP
+    /// instead of HTTPS. Repeat for several. Credentials come from the
+    /// Docker configuration (`~/.docker/config.json`).
+    #[arg(
+        long = "allow-insecure-registry",
+        env = "TRELLIS_ALLOW_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
     /// Further operators (`O…`) whose control credentials the host
     /// accepts, besides the development operator. Repeat for several.
     #[arg(
@@ -136,6 +145,10 @@ async fn serve(
         trusted_issuers: trusted,
         ctl_issuers: ctl_issuers(args)?,
         artifact_dirs: artifact_dirs(args),
+        registries: trellis_lattice_client::oci::RegistrySettings {
+            insecure: args.insecure_registries.clone(),
+            ..Default::default()
+        },
         labels: labels
             .into_iter()
             .filter(|(k, _)| !k.starts_with(trellis_host::labels::BUILTIN_PREFIX))

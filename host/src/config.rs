@@ -204,6 +204,10 @@ pub struct HostConfig {
     /// take, its metadata and all its chunks. Defaults to 60 s. Pulled
     /// artifacts are kept under `{provider_cache_dir}/artifacts`.
     pub pull_timeout: Duration,
+    /// How OCI registries are reached: which may be plain HTTP, and with
+    /// which credentials. Defaults to HTTPS everywhere, with the Docker
+    /// configuration's credentials, else anonymous.
+    pub registries: trellis_lattice_client::oci::RegistrySettings,
     /// Interval between provider health checks. Defaults to 10 s.
     pub provider_health_interval: Duration,
     /// Lifetime of each credential the host issues for a provider process:
@@ -263,6 +267,7 @@ impl Default for HostConfig {
             dev_mode: false,
             provider_cache_dir: default_provider_cache(),
             pull_timeout: Duration::from_secs(60),
+            registries: trellis_lattice_client::oci::RegistrySettings::default(),
             provider_health_interval: Duration::from_secs(10),
             provider_hung_after: Duration::from_secs(30),
             provider_credential_ttl: trellis_claims::invocation::DEFAULT_CREDENTIAL_TTL,

@@ -30,6 +30,7 @@ use crate::events::EventPublisher;
 use crate::providers::{LinkChange, RunningProvider};
 use crate::rpc::LatticeClient;
 use crate::runtime::Runtime;
+use trellis_lattice_client::oci::ArtifactKind;
 use trellis_protocol::artifact::ArtifactRef;
 use trellis_protocol::policy::{PolicyAction, PolicyRequest};
 
@@ -199,6 +200,7 @@ impl Host {
             lattice.as_str(),
             config.provider_cache_dir.join("artifacts"),
             config.pull_timeout,
+            config.registries.clone(),
         );
         let inner = Arc::new(HostInner {
             id,
@@ -437,7 +439,15 @@ impl Host {
                 let cache = [self.inner.puller.cache_dir().to_path_buf()];
                 crate::artifacts::read(&path.to_string_lossy(), &cache, max).await
             }
-            ArtifactRef::Oci(_) => Err(oci_unsupported()),
+            ArtifactRef::Oci(reference) => {
+                let path = self
+                    .inner
+                    .puller
+                    .fetch_oci(&reference, ArtifactKind::Component, max)
+                    .await?;
+                let cache = [self.inner.puller.cache_dir().to_path_buf()];
+                crate::artifacts::read(&path.to_string_lossy(), &cache, max).await
+            }
         }
     }
 
@@ -818,7 +828,15 @@ impl Host {
                 let dirs = vec![self.inner.puller.cache_dir().to_path_buf()];
                 (path.to_string_lossy().into_owned(), dirs, true)
             }
-            ArtifactRef::Oci(_) => return Err(oci_unsupported()),
+            ArtifactRef::Oci(reference) => {
+                let path = self
+                    .inner
+                    .puller
+                    .fetch_oci(&reference, ArtifactKind::ProviderArchive, max_archive)
+                    .await?;
+                let dirs = vec![self.inner.puller.cache_dir().to_path_buf()];
+                (path.to_string_lossy().into_owned(), dirs, true)
+            }
         };
         let (binary, description, issuer) = if pulled
             || path.ends_with(".par.gz")
@@ -1100,12 +1118,4 @@ fn parse_reference(reference: &str) -> Result<ArtifactRef> {
     reference
         .parse()
         .map_err(|e| Error::with_source(ErrorKind::BadRequest, e))
-}
-
-/// The refusal of an OCI reference, which this version does not pull.
-fn oci_unsupported() -> Error {
-    Error::new(
-        ErrorKind::BadRequest,
-        "OCI references are not served by this host version; push to the lattice's artifact store",
-    )
 }

@@ -1,5 +1,5 @@
-//! Pulling artifacts that are not files on the host: the lattice's own
-//! artifact store (`docs/artifacts.md`).
+//! Pulling artifacts that are not files on the host: from the lattice's
+//! own artifact store, or from an OCI registry (`docs/artifacts.md`).
 //!
 //! A pull resolves the reference to the digest the store records, and is
 //! done once per digest: the artifact is kept in a content-addressed cache
@@ -20,13 +20,15 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use trellis_lattice_client::artifacts::{self, ArtifactErrorKind};
-use trellis_protocol::artifact::LatticeRef;
+use trellis_lattice_client::oci::{ArtifactKind, Registry, RegistrySettings};
+use trellis_protocol::artifact::{LatticeRef, OciRef};
 
 use crate::error::{Error, ErrorKind, Result};
 
 /// Pulls artifacts into the host's cache.
 pub(crate) struct Puller {
     nats: async_nats::Client,
+    registry: Registry,
     lattice: String,
     cache_dir: PathBuf,
     timeout: Duration,
@@ -44,9 +46,11 @@ impl Puller {
         lattice: &str,
         cache_dir: PathBuf,
         timeout: Duration,
+        registries: RegistrySettings,
     ) -> Self {
         Self {
             nats,
+            registry: Registry::new(registries),
             lattice: lattice.to_owned(),
             cache_dir,
             timeout,
@@ -95,13 +99,7 @@ impl Puller {
             )));
         }
         let path = self.path_of(&info.digest)?;
-        let lock = self
-            .pulls
-            .lock()
-            .await
-            .entry(info.digest.clone())
-            .or_default()
-            .clone();
+        let lock = self.lock_for(&info.digest).await;
         let _pulling = lock.lock().await;
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(path);
@@ -127,6 +125,54 @@ impl Puller {
         drop(_pulling);
         self.pulls.lock().await.remove(&info.digest);
         Ok(path)
+    }
+
+    /// The cached file holding the artifact at the OCI `reference`, which
+    /// must be of `kind`, pulled from its registry: at most `max_bytes`.
+    /// The manifest is read every time (a tag may move); the layer only
+    /// when this host does not hold its digest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Puller::fetch`]; [`ErrorKind::Artifact`] also for an artifact
+    /// of another kind, a manifest of the wrong media type, a registry
+    /// that refuses the credentials, or any registry failure.
+    pub(crate) async fn fetch_oci(
+        &self,
+        reference: &OciRef,
+        kind: ArtifactKind,
+        max_bytes: usize,
+    ) -> Result<PathBuf> {
+        let (found, layer, bytes) = self
+            .registry
+            .pull(reference, max_bytes, self.timeout, |_| {})
+            .await
+            .map_err(from_artifact)?;
+        if found != kind {
+            return Err(from_artifact(artifacts::ArtifactError::with_source(
+                ArtifactErrorKind::MediaType,
+                format!("{} is a {found}, not a {kind}", reference.whole()),
+            )));
+        }
+        let path = self.path_of(&layer.digest)?;
+        let lock = self.lock_for(&layer.digest).await;
+        let _writing = lock.lock().await;
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            self.write(&path, &bytes).await?;
+            self.pulled.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(reference = %reference.whole(), digest = layer.digest, "pulled an artifact");
+        }
+        Ok(path)
+    }
+
+    /// The lock that the pulls and writes of `digest` share.
+    async fn lock_for(&self, digest: &str) -> Arc<Mutex<()>> {
+        self.pulls
+            .lock()
+            .await
+            .entry(digest.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Where the artifact with `digest` (`sha256:…`) is cached.

@@ -44,6 +44,14 @@ pub enum ArtifactErrorKind {
     Timeout,
     /// NATS or JetStream failed.
     Nats,
+    /// The registry refused the credentials (or their absence).
+    Denied,
+    /// The manifest is not an OCI image manifest, or does not hold exactly
+    /// one layer of a known media type.
+    MediaType,
+    /// The registry, or the connection to it, failed otherwise (a plain
+    /// HTTP registry reached over HTTPS among them).
+    Registry,
 }
 
 impl fmt::Display for ArtifactErrorKind {
@@ -54,6 +62,9 @@ impl fmt::Display for ArtifactErrorKind {
             Self::DigestMismatch => "digest mismatch",
             Self::Timeout => "timed out",
             Self::Nats => "NATS error",
+            Self::Denied => "denied by the registry",
+            Self::MediaType => "wrong media type",
+            Self::Registry => "registry error",
         })
     }
 }

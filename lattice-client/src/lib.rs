@@ -12,6 +12,7 @@ pub mod ctl;
 mod error;
 pub mod kv;
 pub mod nats;
+pub mod oci;
 pub mod rpc;
 pub mod signed;
 

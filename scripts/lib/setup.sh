@@ -137,6 +137,15 @@ ensure_backing_services() {
     ensure_postgres
 }
 
+# Installs the OCI registry the tests start on free ports (Debian's
+# docker-registry, the CNCF distribution registry); nothing is started here.
+ensure_registry() {
+    if [ -n "${TRELLIS_TEST_REGISTRY:-}" ] || [ -x /usr/bin/docker-registry ]; then
+        return 0
+    fi
+    apt_install docker-registry
+}
+
 build_examples() {
     say "building actors-examples for wasm32-wasip2"
     (cd "$TRELLIS_ROOT/actors-examples" && cargo build --release --quiet)

@@ -20,6 +20,7 @@ pub mod host;
 pub mod http;
 pub mod lattice;
 pub mod process;
+pub mod registry;
 pub mod up;
 
 pub use process::{Recipe, RedisServer, ServerProcess};
@@ -128,6 +129,7 @@ impl NatsServer {
             },
             install_hint: "install it (apt-get install nats-server) or set TRELLIS_TEST_NATS_SERVER",
             files: vec![("nats.conf", config.to_owned())],
+            env: |_, _| Vec::new(),
         }))
     }
 

@@ -28,6 +28,8 @@ pub struct Recipe {
     /// Files written into the private directory before the first start:
     /// (file name, contents), e.g. a configuration file.
     pub files: Vec<(&'static str, String)>,
+    /// Environment variables, given the port and the private directory.
+    pub env: fn(port: u16, dir: &Path) -> Vec<(String, String)>,
 }
 
 /// A server child process owned by one test; killed on drop.
@@ -64,6 +66,7 @@ impl ServerProcess {
         let program = &self.recipe.program;
         let child = Command::new(program)
             .args((self.recipe.args)(self.port, self.dir.path()))
+            .envs((self.recipe.env)(self.port, self.dir.path()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,6 +88,11 @@ impl ServerProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's private directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The loopback port the server listens on.
@@ -171,6 +179,7 @@ impl RedisServer {
             },
             install_hint: "install it (apt-get install redis-server)",
             files: Vec::new(),
+            env: |_, _| Vec::new(),
         }))
     }
 

@@ -8,6 +8,7 @@ mod ctl;
 mod e2e;
 mod keys;
 mod par;
+mod registry;
 
 use std::path::PathBuf;
 

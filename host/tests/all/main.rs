@@ -22,6 +22,7 @@ mod limits;
 mod nats_permissions;
 mod nats_restart;
 mod policy;
+mod registry;
 mod secrets;
 mod standalone;
 

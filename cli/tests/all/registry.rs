@@ -1,0 +1,66 @@
+//! `trellis push` and `trellis pull` against a real OCI registry
+//! (`docker-registry` on a free port, with basic auth): plain HTTP only
+//! when allowed, a wrong password refused, the same bytes back.
+
+use trellis_test_support::registry::Registry;
+
+use crate::{test_home, trellis, trellis_json};
+
+#[test]
+fn push_and_pull_through_a_registry_with_basic_auth() {
+    let server = Registry::start_with_user("ada", "right-password");
+    let address = server.address();
+    let component = trellis_test_support::example_component("hello");
+    let file = component.to_str().unwrap();
+    let reference = format!("oci://{address}/actors/hello:0.1.0");
+    let insecure = ["--allow-insecure-registry", address.as_str()];
+
+    // Without --allow-insecure-registry the CLI insists on HTTPS.
+    let https = trellis()
+        .args(["push", file, &reference, "--registry-user", "ada"])
+        .args(["--registry-password", "right-password"])
+        .output()
+        .unwrap();
+    assert!(!https.status.success());
+
+    let wrong = trellis()
+        .args(["push", file, &reference])
+        .args(insecure)
+        .args(["--registry-user", "ada", "--registry-password", "wrong"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("denied"), "{stderr}");
+
+    let mut args = vec!["push", file, &reference];
+    args.extend(insecure);
+    args.extend([
+        "--registry-user",
+        "ada",
+        "--registry-password",
+        "right-password",
+    ]);
+    let (ok, pushed) = trellis_json(&args);
+    assert!(ok, "{pushed}");
+    assert_eq!(pushed["reference"], reference);
+    let digest = pushed["digest"].as_str().unwrap().to_owned();
+    assert!(digest.starts_with("sha256:"));
+
+    let copy = test_home().join("pulled-hello.wasm");
+    let pinned = format!("{address}/actors/hello@{digest}");
+    let mut args = vec!["pull", &pinned, "-d", copy.to_str().unwrap()];
+    args.extend(insecure);
+    args.extend([
+        "--registry-user",
+        "ada",
+        "--registry-password",
+        "right-password",
+    ]);
+    let (ok, pulled) = trellis_json(&args);
+    assert!(ok, "{pulled}");
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&component).unwrap()
+    );
+}
