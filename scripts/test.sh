@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
 ensure_rust
 ensure_services
 ensure_registry
+ensure_oras
 build_examples
 
 export TRELLIS_TEST_NATS_SERVER="${TRELLIS_TEST_NATS_SERVER:-${TRELLIS_NATS_SERVER:-}}"

@@ -146,6 +146,20 @@ ensure_registry() {
     apt_install docker-registry
 }
 
+# A Python with the `oras` package (an OCI client independent of Trellis)
+# for the interoperability tests, in a venv under target/; exports
+# TRELLIS_TEST_ORAS_PYTHON.
+ensure_oras() {
+    local venv="$TRELLIS_ROOT/target/oras-venv"
+    if ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
+        command -v python3 >/dev/null || apt_install python3 python3-venv
+        say "pip install oras (into $venv)"
+        python3 -m venv "$venv" || die "cannot create a Python venv: install python3-venv"
+        "$venv/bin/pip" install --quiet 'oras==0.2.43' || die "cannot pip install oras"
+    fi
+    export TRELLIS_TEST_ORAS_PYTHON="$venv/bin/python"
+}
+
 build_examples() {
     say "building actors-examples for wasm32-wasip2"
     (cd "$TRELLIS_ROOT/actors-examples" && cargo build --release --quiet)

@@ -303,3 +303,90 @@ async fn bad_registry_artifacts_are_refused_by_kind_and_the_host_keeps_serving()
     assert_eq!(body(&answer), "Hello, Ada!");
     host.stop(None).await;
 }
+
+/// A Python with the independent OCI client `oras` (`scripts/test.sh`
+/// makes one and sets `TRELLIS_TEST_ORAS_PYTHON`).
+fn oras(script: &str, args: &[&str]) -> std::process::Output {
+    let python = std::env::var("TRELLIS_TEST_ORAS_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "set TRELLIS_TEST_ORAS_PYTHON to a Python with oras installed (scripts/test.sh does)"
+        )
+    });
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oras failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What Trellis pushes, `oras` pulls with the CNCF media types; what
+/// `oras` pushes with them starts on a Trellis host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_interoperate_with_the_oras_client() {
+    let lattice = TestLattice::new();
+    let server = RegistryServer::start();
+    let settings = insecure(&server, None);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Trellis pushes; oras reads the manifest and pulls the layer.
+    let (_, wasm) = signed_hello(&lattice);
+    let ours = format!("{}/trellis/hello:1", server.address());
+    push(&settings, &ours, wasm.clone(), ArtifactKind::Component).await;
+    let out = oras(
+        "import json, sys, oras.client\n\
+         c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)\n\
+         m = c.get_manifest(sys.argv[2])\n\
+         files = c.pull(target=sys.argv[2], outdir=sys.argv[3])\n\
+         print(json.dumps({'manifest': m, 'files': files}))",
+        &[&server.address(), &ours, dir.path().to_str().unwrap()],
+    );
+    let pulled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = &pulled["manifest"];
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    let files = pulled["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(files[0].as_str().unwrap()).unwrap(), wasm);
+
+    // oras pushes a signed component with the CNCF layout; a host starts it.
+    let (actor, theirs_wasm) = signed_hello(&lattice);
+    std::fs::write(dir.path().join("theirs.wasm"), &theirs_wasm).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        br#"{"architecture":"wasm","os":"wasip2"}"#,
+    )
+    .unwrap();
+    let theirs = format!("{}/oras/hello:1", server.address());
+    oras(
+        "import os, sys, oras.client\n\
+         os.chdir(sys.argv[3])\n\
+         c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)\n\
+         r = c.push(target=sys.argv[2], files=['theirs.wasm:application/wasm'],\n\
+                    manifest_config='config.json:application/vnd.wasm.config.v0+json')\n\
+         assert r.status_code == 201, r.status_code",
+        &[&server.address(), &theirs, dir.path().to_str().unwrap()],
+    );
+    let host = host(&lattice, settings).await;
+    let started = host
+        .start_actor(&theirs, 1, no_annotations())
+        .await
+        .unwrap();
+    assert_eq!(started.id, actor.public_key());
+    let client = lattice.client().await;
+    let answer = client
+        .get(&actor.public_key(), "/?name=oras")
+        .await
+        .unwrap();
+    assert_eq!(body(&answer), "Hello, oras!");
+    host.stop(None).await;
+}
