@@ -204,6 +204,10 @@ pub struct HostConfig {
     /// take, its metadata and all its chunks. Defaults to 60 s. Pulled
     /// artifacts are kept under `{provider_cache_dir}/artifacts`.
     pub pull_timeout: Duration,
+    /// Whether compiled components are kept on disk, under
+    /// `{provider_cache_dir}/compiled`, so that a restarted host starts its
+    /// actors without compiling them again. Defaults to `true`.
+    pub compiled_cache: bool,
     /// How OCI registries are reached: which may be plain HTTP, and with
     /// which credentials. Defaults to HTTPS everywhere, with the Docker
     /// configuration's credentials, else anonymous.
@@ -267,6 +271,7 @@ impl Default for HostConfig {
             dev_mode: false,
             provider_cache_dir: default_provider_cache(),
             pull_timeout: Duration::from_secs(60),
+            compiled_cache: true,
             registries: trellis_lattice_client::oci::RegistrySettings::default(),
             provider_health_interval: Duration::from_secs(10),
             provider_hung_after: Duration::from_secs(30),

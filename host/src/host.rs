@@ -161,7 +161,11 @@ impl Host {
             lattice.clone(),
             config.provider_call_timeout,
         ));
-        let runtime = Arc::new(Runtime::new(config.limits.clone())?);
+        let mut runtime = Runtime::new(config.limits.clone())?;
+        if config.compiled_cache {
+            runtime = runtime.with_compiled_cache(config.provider_cache_dir.join("compiled"));
+        }
+        let runtime = Arc::new(runtime);
         let policy = config
             .policy
             .clone()

@@ -90,6 +90,9 @@ impl TestLattice {
             provider_cache_dir: std::env::temp_dir()
                 .join(format!("trellis-test-providers-{}", std::process::id())),
             artifact_dirs: artifact_dirs(),
+            // Tests count compilations: none may come from another test's
+            // run through a shared cache directory.
+            compiled_cache: false,
             ..HostConfig::default()
         }
     }

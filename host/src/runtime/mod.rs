@@ -168,6 +168,8 @@ pub struct Runtime {
     /// module waits for the first compilation instead of repeating it.
     compiling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     compilations: std::sync::atomic::AtomicU64,
+    /// Where compiled components are kept across restarts, if anywhere.
+    compiled_dir: Option<std::path::PathBuf>,
     limits: RuntimeLimits,
     live: Arc<AtomicUsize>,
     _ticker: EpochTicker,
@@ -219,9 +221,97 @@ impl Runtime {
             limits,
             compiling: Mutex::new(HashMap::new()),
             compilations: std::sync::atomic::AtomicU64::new(0),
+            compiled_dir: None,
             live: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
         })
+    }
+
+    /// Keeps compiled components in `dir` (a directory private to the
+    /// host), so that a restarted host starts its actors without
+    /// compiling them again. Files are named by module hash and engine
+    /// fingerprint, written only by this host, and one that does not load
+    /// is compiled again and replaced (ADR 0010).
+    #[must_use]
+    pub fn with_compiled_cache(mut self, dir: std::path::PathBuf) -> Self {
+        self.compiled_dir = Some(dir);
+        self
+    }
+
+    /// The file the component of module `hash` is kept in, for this
+    /// engine: `{hash}-{fingerprint}.cwasm`, where the fingerprint covers
+    /// the wasmtime version and every setting that changes compiled code.
+    fn compiled_path(&self, hash: &str) -> Option<std::path::PathBuf> {
+        use std::hash::{Hash as _, Hasher as _};
+        let dir = self.compiled_dir.as_ref()?;
+        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut fingerprint);
+        Some(dir.join(format!("{hash}-{:016x}.cwasm", fingerprint.finish())))
+    }
+
+    /// The component kept for `hash` by an earlier run, if it loads.
+    fn load_compiled(&self, hash: &str) -> Option<Component> {
+        let path = self.compiled_path(hash)?;
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: wasmtime runs precompiled code as is, so the file must
+        // come from `Component::serialize` of a compatible engine. It does:
+        // only this host writes the directory, which is private to its
+        // user (mode 0700, owner checked by `artifacts::private_dir`), and
+        // the file name carries the engine's compatibility fingerprint;
+        // wasmtime checks the version and settings in the file's header
+        // again and refuses a mismatch, which is compiled afresh.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
+        match loaded {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "compiled cache entry not used: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// Keeps `component` for `hash` for later runs. Failures are logged:
+    /// the cache is only an optimisation.
+    fn store_compiled(&self, hash: &str, component: &Component) {
+        let (Some(path), Some(dir)) = (self.compiled_path(hash), self.compiled_dir.as_ref()) else {
+            return;
+        };
+        let written = crate::artifacts::private_dir(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| component.serialize().map_err(|e| format!("{e:#}")))
+            .and_then(|bytes| {
+                let partial = dir.join(format!("partial-{}", uuid::Uuid::new_v4()));
+                std::fs::write(&partial, bytes)
+                    .and_then(|()| std::fs::rename(&partial, &path))
+                    .map_err(|e| {
+                        let _ = std::fs::remove_file(&partial);
+                        e.to_string()
+                    })
+            });
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), "cannot keep a compiled component: {e}");
+        }
+    }
+
+    /// Keeps `component` in the in-memory compile cache, evicting one entry
+    /// when it holds `compile_cache_entries`.
+    fn remember(&self, hash: &str, component: &Component) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= self.limits.compile_cache_entries
+                && let Some(evict) = cache.keys().next().cloned()
+            {
+                cache.remove(&evict);
+            }
+            cache.insert(hash.to_owned(), component.clone());
+        }
     }
 
     /// The limits in force.
@@ -258,6 +348,10 @@ impl Runtime {
             None => None,
         };
         let cached = self.cache.lock().ok().and_then(|c| c.get(hash).cloned());
+        let cached = match cached {
+            Some(component) => Some(component),
+            None => self.load_compiled(hash).inspect(|c| self.remember(hash, c)),
+        };
         let component = match cached {
             Some(component) => component,
             None => {
@@ -304,14 +398,8 @@ impl Runtime {
                         return Err(e);
                     }
                 };
-                if let Ok(mut cache) = self.cache.lock() {
-                    if cache.len() >= self.limits.compile_cache_entries
-                        && let Some(evict) = cache.keys().next().cloned()
-                    {
-                        cache.remove(&evict);
-                    }
-                    cache.insert(hash.to_owned(), component.clone());
-                }
+                self.store_compiled(hash, &component);
+                self.remember(hash, &component);
                 component
             }
         };

@@ -416,3 +416,45 @@ async fn garbage_does_not_block_real_work() {
     assert_eq!(host.live_instances(), 0);
     host.stop(None).await;
 }
+
+/// Compiled components are kept on disk: a restarted host with the same
+/// cache starts the same module without compiling it, and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_host_starts_its_actor_without_compiling_it_again() {
+    let lattice = TestLattice::new();
+    let cache = tempfile::tempdir().unwrap();
+    let config = || HostConfig {
+        compiled_cache: true,
+        provider_cache_dir: cache.path().to_path_buf(),
+        ..lattice.config()
+    };
+    let actor = generate(KeyKind::Actor);
+    let wasm = lattice.sign(&example("hello"), &actor, &[]);
+
+    let first = trellis_host::Host::start(config()).await.unwrap();
+    first
+        .start_actor_bytes(wasm.clone(), "hello".into(), 1, no_annotations())
+        .await
+        .unwrap();
+    assert_eq!(first.compilations(), 1);
+    first.stop(None).await;
+    let kept = std::fs::read_dir(cache.path().join("compiled"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        })
+        .count();
+    assert_eq!(kept, 1);
+
+    let second = trellis_host::Host::start(config()).await.unwrap();
+    second
+        .start_actor_bytes(wasm, "hello".into(), 1, no_annotations())
+        .await
+        .unwrap();
+    assert_eq!(second.compilations(), 0);
+    let client = lattice.client().await;
+    let answer = client.get(&actor.public_key(), "/?name=Ada").await.unwrap();
+    assert_eq!(body(&answer), "Hello, Ada!");
+    second.stop(None).await;
+}
