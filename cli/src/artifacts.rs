@@ -111,6 +111,99 @@ enum Target {
     Oci(OciRef),
 }
 
+/// Where an inspected artifact came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fetched {
+    /// The reference, in canonical form.
+    pub reference: String,
+    /// The SHA-256 digest of its bytes (for OCI, of its layer).
+    pub digest: String,
+    /// Its size, in bytes.
+    pub size: u64,
+}
+
+impl Fetched {
+    /// Lines for people, ahead of the claims.
+    pub fn describe(&self) -> String {
+        format!(
+            "Artifact:     {}\nDigest:       {}\nSize:         {} bytes\n",
+            self.reference, self.digest, self.size
+        )
+    }
+}
+
+/// `trellis inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// What to inspect: an artifact reference or a file.
+    pub reference: String,
+    /// Public key of an issuer to trust. Repeat for several. Without it,
+    /// any account issuer is accepted.
+    #[arg(long = "trust", env = "TRELLIS_TRUSTED_ISSUERS", value_delimiter = ',')]
+    pub trusted_issuers: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub lattice: LatticeArgs,
+}
+
+/// Runs `trellis inspect`: fetches the artifact (nothing is started) and
+/// shows its digest and its claims, checked; the exit code is that of
+/// `trellis claims inspect` or `trellis par inspect`.
+///
+/// # Errors
+///
+/// A reference that cannot be fetched, or bytes that are neither a
+/// component nor a provider archive.
+pub fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let reference: ArtifactRef = args.reference.parse()?;
+    let (fetched, bytes) = crate::ctl::block_on_value(async {
+        let timeout = args.lattice.timeout.max(std::time::Duration::from_secs(60));
+        Ok(match &reference {
+            ArtifactRef::File(path) => {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .with_context(|| format!("reading {path}"))?;
+                (artifacts::sha256_digest(&bytes), bytes)
+            }
+            ArtifactRef::Lattice(r) => {
+                let nats = args.lattice.nats().await?;
+                let store = artifacts::open(&nats, &args.lattice.lattice, false, timeout).await?;
+                let (info, bytes) = artifacts::get(
+                    &store,
+                    &r.object_name(),
+                    r.digest.as_deref(),
+                    MAX_ARTIFACT_BYTES,
+                    timeout,
+                    |_| {},
+                )
+                .await?;
+                (info.digest, bytes)
+            }
+            ArtifactRef::Oci(r) => {
+                let registry = Registry::new(args.registry.settings(Some(&r.registry)));
+                let (_, info, bytes) = registry
+                    .pull(r, MAX_ARTIFACT_BYTES, timeout, |_| {})
+                    .await?;
+                (info.digest, bytes)
+            }
+        })
+    })?;
+    let fetched = Fetched {
+        reference: reference.to_string(),
+        digest: fetched,
+        size: bytes.len() as u64,
+    };
+    match ArtifactKind::of_bytes(&bytes) {
+        ArtifactKind::Component => {
+            crate::claims::inspect_module(&bytes, &args.trusted_issuers, Some(fetched), output)
+        }
+        ArtifactKind::ProviderArchive => {
+            crate::par::inspect_archive(&bytes, &args.trusted_issuers, Some(fetched), output)
+        }
+    }
+}
+
 /// The store `reference` names, or why it names none.
 fn target(reference: &str) -> anyhow::Result<Target> {
     match reference.parse::<ArtifactRef>()? {

@@ -162,6 +162,8 @@ struct Inspection {
     issuer_trust_checked: bool,
     actual_module_hash: String,
     claims: Option<Claims<ActorMetadata>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<crate::artifacts::Fetched>,
 }
 
 #[derive(Serialize)]
@@ -173,16 +175,28 @@ struct ErrorReport {
 fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
     let module = std::fs::read(&args.module)
         .with_context(|| format!("reading {}", args.module.display()))?;
-    let token = wasm::extract_token(&module)?;
+    inspect_module(&module, &args.trusted_issuers, None, output)
+}
+
+/// Shows the claims of `module`, verified against `trusted_issuers` (any
+/// account issuer when empty), with where it came from when it was
+/// fetched; the exit code says whether they verified.
+pub(crate) fn inspect_module(
+    module: &[u8],
+    trusted_issuers: &[String],
+    artifact: Option<crate::artifacts::Fetched>,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let token = wasm::extract_token(module)?;
     let shown: Option<Claims<ActorMetadata>> = token
         .as_deref()
         .and_then(|t| jwt::decode_unverified(t).ok());
     let options = VerifyOptions {
-        trusted_issuers: (!args.trusted_issuers.is_empty())
-            .then(|| args.trusted_issuers.iter().cloned().collect()),
+        trusted_issuers: (!trusted_issuers.is_empty())
+            .then(|| trusted_issuers.iter().cloned().collect()),
         ..VerifyOptions::default()
     };
-    let result = verify_actor(&module, &options);
+    let result = verify_actor(module, &options);
     let inspection = Inspection {
         verified: result.is_ok(),
         error: result.as_ref().err().map(|e| ErrorReport {
@@ -190,11 +204,17 @@ fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
             message: e.to_string(),
         }),
         issuer_trust_checked: options.trusted_issuers.is_some(),
-        actual_module_hash: wasm::module_hash(&module)?,
+        actual_module_hash: wasm::module_hash(module)?,
         claims: result.as_ref().ok().cloned().or(shown),
+        artifact,
     };
     emit(output, &inspection, || {
-        let mut text = match &inspection.claims {
+        let mut text = inspection
+            .artifact
+            .as_ref()
+            .map(crate::artifacts::Fetched::describe)
+            .unwrap_or_default();
+        text += &match &inspection.claims {
             Some(claims) => describe(claims),
             None => "No claims found.".to_owned(),
         };

@@ -77,10 +77,14 @@ enum Command {
         lattice: ctl::LatticeArgs,
     },
     /// Push a signed actor module or provider archive into the lattice's
-    /// artifact store, by name and version.
+    /// artifact store (by name and version) or an OCI registry.
     Push(Box<artifacts::PushArgs>),
-    /// Pull an artifact from the lattice's artifact store into a file.
+    /// Pull an artifact from the lattice's artifact store or an OCI
+    /// registry into a file.
     Pull(Box<artifacts::PullArgs>),
+    /// Show an artifact's digest and claims, checked, without running it:
+    /// from the lattice's store, a registry or a file.
+    Inspect(Box<artifacts::InspectArgs>),
     /// Put, delete and list link definitions.
     Link {
         #[command(subcommand)]
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Get { command, lattice } => ctl::get(command, lattice, cli.output),
         Command::Push(args) => artifacts::push(*args, cli.output),
         Command::Pull(args) => artifacts::pull(*args, cli.output),
+        Command::Inspect(args) => artifacts::inspect(*args, cli.output),
         Command::Start { command, lattice } => ctl::start(command, lattice, cli.output),
         Command::Stop { command, lattice } => ctl::stop(command, lattice, cli.output),
         Command::Link { command, lattice } => ctl::link(command, lattice, cli.output),

@@ -157,15 +157,29 @@ struct Inspection {
     error: Option<serde_json::Value>,
     issuer_trust_checked: bool,
     claims: Option<Claims<ProviderMetadata>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<crate::artifacts::Fetched>,
 }
 
 fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.archive)
         .with_context(|| format!("reading {}", args.archive.display()))?;
-    let archive = ProviderArchive::from_bytes(&bytes, &ArchiveLimits::default())?;
+    inspect_archive(&bytes, &args.trusted_issuers, None, output)
+}
+
+/// Shows the claims of the provider archive `bytes`, verified against
+/// `trusted_issuers` (any account issuer when empty), with where it came
+/// from when it was fetched; the exit code says whether they verified.
+pub(crate) fn inspect_archive(
+    bytes: &[u8],
+    trusted_issuers: &[String],
+    artifact: Option<crate::artifacts::Fetched>,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let archive = ProviderArchive::from_bytes(bytes, &ArchiveLimits::default())?;
     let options = VerifyOptions {
-        trusted_issuers: (!args.trusted_issuers.is_empty())
-            .then(|| args.trusted_issuers.iter().cloned().collect()),
+        trusted_issuers: (!trusted_issuers.is_empty())
+            .then(|| trusted_issuers.iter().cloned().collect()),
         ..VerifyOptions::default()
     };
     let result = archive.verify(&options);
@@ -181,9 +195,15 @@ fn inspect(args: InspectArgs, output: Output) -> anyhow::Result<ExitCode> {
             .ok()
             .cloned()
             .or_else(|| jwt::decode_unverified(&archive.token).ok()),
+        artifact,
     };
     emit(output, &inspection, || {
         let mut text = inspection
+            .artifact
+            .as_ref()
+            .map(crate::artifacts::Fetched::describe)
+            .unwrap_or_default();
+        text += &inspection
             .claims
             .as_ref()
             .map_or_else(|| "No readable claims.".to_owned(), describe);

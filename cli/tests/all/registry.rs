@@ -63,4 +63,20 @@ fn push_and_pull_through_a_registry_with_basic_auth() {
         std::fs::read(&copy).unwrap(),
         std::fs::read(&component).unwrap()
     );
+
+    // inspect fetches it and shows its digest and claims: none, since the
+    // example component is unsigned, so it exits with failure.
+    let mut args = vec!["inspect", &reference];
+    args.extend(insecure);
+    args.extend([
+        "--registry-user",
+        "ada",
+        "--registry-password",
+        "right-password",
+    ]);
+    let (verified, inspected) = trellis_json(&args);
+    assert!(!verified);
+    assert_eq!(inspected["verified"], false);
+    assert_eq!(inspected["artifact"]["reference"], reference);
+    assert_eq!(inspected["artifact"]["digest"], pulled["digest"]);
 }
