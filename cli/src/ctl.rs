@@ -286,13 +286,11 @@ pub(crate) fn block_on_value<T, F: std::future::Future<Output = anyhow::Result<T
         .block_on(future)
 }
 
+/// Runs a command's `future` to completion on a runtime of its own.
 pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     future: F,
 ) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(future)
+    block_on_value(future)
 }
 
 /// Runs `trellis get …`.
