@@ -425,6 +425,14 @@ fn from_oci(e: OciDistributionError) -> ArtifactError {
                 )
             }) {
                 ArtifactErrorKind::NotFound
+            } else if codes
+                .iter()
+                .any(|c| matches!(c, OciErrorCode::ManifestInvalid | OciErrorCode::Unsupported))
+            {
+                // What a registry answers when the manifest it holds is not
+                // of a media type the client accepts (a Docker manifest
+                // asked for as an OCI one), or it refuses one pushed.
+                ArtifactErrorKind::MediaType
             } else {
                 ArtifactErrorKind::Registry
             }

@@ -390,3 +390,71 @@ async fn artifacts_interoperate_with_the_oras_client() {
     assert_eq!(body(&answer), "Hello, oras!");
     host.stop(None).await;
 }
+
+/// A Docker image manifest (not an OCI one) naming the blobs of a pushed
+/// component is refused for its media type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_manifest_is_refused_for_its_media_type() {
+    let lattice = TestLattice::new();
+    let server = RegistryServer::start();
+    let settings = insecure(&server, None);
+    let (_, wasm) = signed_hello(&lattice);
+    let pushed = push(
+        &settings,
+        &format!("{}/hello:1", server.address()),
+        wasm,
+        ArtifactKind::Component,
+    )
+    .await;
+    let client = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let image: oci_client::Reference = format!("{}/hello:1", server.address()).parse().unwrap();
+    let (manifest, _) = client
+        .pull_image_manifest(&image, &oci_client::secrets::RegistryAuth::Anonymous)
+        .await
+        .unwrap();
+    let docker = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": manifest.config.size,
+            "digest": manifest.config.digest,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": pushed.layer.size,
+            "digest": pushed.layer.digest,
+        }],
+    });
+    let target: oci_client::Reference = format!("{}/hello:docker", server.address())
+        .parse()
+        .unwrap();
+    client
+        .push_manifest_raw(
+            &target,
+            serde_json::to_vec(&docker).unwrap(),
+            http::HeaderValue::from_static("application/vnd.docker.distribution.manifest.v2+json"),
+        )
+        .await
+        .unwrap();
+
+    let host = host(&lattice, settings).await;
+    let err = host
+        .start_actor(
+            &format!("{}/hello:docker", server.address()),
+            1,
+            no_annotations(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Artifact, "{err}");
+    assert_eq!(
+        err.artifact_kind(),
+        Some(ArtifactErrorKind::MediaType),
+        "{err}"
+    );
+    host.stop(None).await;
+}

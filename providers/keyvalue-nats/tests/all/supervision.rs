@@ -117,12 +117,7 @@ fn archive(
     provider: &trellis_claims::keys::KeyPair,
     issuer: &trellis_claims::keys::KeyPair,
 ) -> Vec<u8> {
-    let request = ProviderClaimsRequest {
-        name: "keyvalue-nats".into(),
-        contract_id: "wasi:keyvalue".into(),
-        vendor: "Trellis".into(),
-        ..Default::default()
-    };
+    let request = provider_request();
     let _ = lattice;
     let binaries = BTreeMap::from([(current_target(), std::fs::read(BINARY).unwrap())]);
     ProviderArchive::create(&request, binaries, issuer, provider)
@@ -359,26 +354,7 @@ async fn an_archive_from_the_artifact_store_starts_by_reference() {
     use trellis_lattice_client::artifacts;
     let lattice = TestLattice::new();
     let provider_key = generate(KeyKind::Provider);
-    let request = ProviderClaimsRequest {
-        name: "keyvalue-nats".into(),
-        contract_id: "wasi:keyvalue".into(),
-        vendor: "Trellis".into(),
-        ..Default::default()
-    };
-    let other = if current_target().starts_with("aarch64") {
-        "x86_64-linux"
-    } else {
-        "aarch64-linux"
-    };
-    let binaries = BTreeMap::from([
-        (current_target(), std::fs::read(BINARY).unwrap()),
-        (other.to_owned(), b"not this host's binary".to_vec()),
-    ]);
-    let archive = ProviderArchive::create(&request, binaries, &lattice.issuer, &provider_key)
-        .unwrap()
-        .0
-        .to_bytes()
-        .unwrap();
+    let archive = two_target_archive(&lattice, &provider_key);
     let nats = async_nats::connect(lattice.nats.url()).await.unwrap();
     let timeout = Duration::from_secs(10);
     let store = artifacts::open(&nats, &lattice.name, true, timeout)
@@ -415,4 +391,81 @@ async fn an_archive_from_the_artifact_store_starts_by_reference() {
     let actor = start_kvcounter(&lattice, &host, &provider.id).await;
     assert_eq!(count(&lattice, &actor.public_key(), "pulled").await, 1);
     host.stop(None).await;
+}
+
+/// A signed archive of this provider with binaries for this host's target
+/// and another architecture's.
+fn two_target_archive(
+    lattice: &TestLattice,
+    provider_key: &trellis_claims::keys::KeyPair,
+) -> Vec<u8> {
+    let request = provider_request();
+    let other = if current_target().starts_with("aarch64") {
+        "x86_64-linux"
+    } else {
+        "aarch64-linux"
+    };
+    let binaries = BTreeMap::from([
+        (current_target(), std::fs::read(BINARY).unwrap()),
+        (other.to_owned(), b"not this host's binary".to_vec()),
+    ]);
+    ProviderArchive::create(&request, binaries, &lattice.issuer, provider_key)
+        .unwrap()
+        .0
+        .to_bytes()
+        .unwrap()
+}
+
+/// The same two-target archive pushed to a real OCI registry with the
+/// provider archive media type starts by reference, by tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_from_an_oci_registry_starts_by_reference() {
+    use trellis_lattice_client::oci::{ArtifactKind, Registry, RegistrySettings};
+    let lattice = TestLattice::new();
+    let server = trellis_test_support::registry::Registry::start();
+    let settings = RegistrySettings {
+        insecure: vec![server.address()],
+        ..RegistrySettings::default()
+    };
+    let provider_key = generate(KeyKind::Provider);
+    let reference = format!("{}/providers/keyvalue-nats:0.1.0", server.address());
+    let trellis_protocol::artifact::ArtifactRef::Oci(oci) = reference.parse().unwrap() else {
+        panic!("not an OCI reference");
+    };
+    Registry::new(settings.clone())
+        .push(
+            &oci,
+            two_target_archive(&lattice, &provider_key),
+            ArtifactKind::ProviderArchive,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let host = Host::start(HostConfig {
+        dev_mode: false,
+        artifact_dirs: Vec::new(),
+        provider_cache_dir: tempfile::tempdir().unwrap().keep(),
+        registries: settings,
+        ..lattice.config()
+    })
+    .await
+    .unwrap();
+    let provider = host
+        .start_provider(&reference, "default", BTreeMap::new(), BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(provider.id, provider_key.public_key());
+    let actor = start_kvcounter(&lattice, &host, &provider.id).await;
+    assert_eq!(count(&lattice, &actor.public_key(), "oci").await, 1);
+    host.stop(None).await;
+}
+
+/// The claims of this provider's archives.
+fn provider_request() -> ProviderClaimsRequest {
+    ProviderClaimsRequest {
+        name: "keyvalue-nats".into(),
+        contract_id: "wasi:keyvalue".into(),
+        vendor: "Trellis".into(),
+        ..Default::default()
+    }
 }
