@@ -322,9 +322,9 @@ pub fn pull(args: PullArgs, output: Output) -> anyhow::Result<ExitCode> {
                 let object = reference.object_name();
                 let info = artifacts::info(&store, &object, timeout).await?;
                 let progress = bar(output, info.size);
-                let (info, bytes) = artifacts::get(
+                let bytes = artifacts::read(
                     &store,
-                    &object,
+                    &info,
                     reference.digest.as_deref(),
                     MAX_ARTIFACT_BYTES,
                     timeout,

@@ -104,16 +104,9 @@ impl Puller {
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(path);
         }
-        let (_, bytes) = artifacts::get(
-            &store,
-            &object,
-            Some(&info.digest),
-            max_bytes,
-            self.timeout,
-            |_| {},
-        )
-        .await
-        .map_err(from_artifact)?;
+        let bytes = artifacts::read(&store, &info, None, max_bytes, self.timeout, |_| {})
+            .await
+            .map_err(from_artifact)?;
         self.write(&path, &bytes).await?;
         self.pulled.fetch_add(1, Ordering::Relaxed);
         tracing::info!(

@@ -215,10 +215,31 @@ pub async fn get(
     pinned: Option<&str>,
     max_bytes: usize,
     timeout: Duration,
-    mut progress: impl FnMut(u64) + Send,
+    progress: impl FnMut(u64) + Send,
 ) -> Result<(ArtifactInfo, Vec<u8>), ArtifactError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let info = info(store, object, timeout).await?;
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let bytes = read(store, &info, pinned, max_bytes, remaining, progress).await?;
+    Ok((info, bytes))
+}
+
+/// Reads the artifact `info` describes (as [`info`] returned it), as
+/// [`get`] does, without reading its metadata again.
+///
+/// # Errors
+///
+/// As [`get`].
+pub async fn read(
+    store: &ObjectStore,
+    info: &ArtifactInfo,
+    pinned: Option<&str>,
+    max_bytes: usize,
+    timeout: Duration,
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<Vec<u8>, ArtifactError> {
+    let object = info.object.as_str();
+    let deadline = tokio::time::Instant::now() + timeout;
     if let Some(pinned) = pinned
         && pinned != info.digest
     {
@@ -278,7 +299,7 @@ pub async fn get(
             format!("artifact {object} hashes to {actual}, not {}", info.digest),
         ));
     }
-    Ok((info, bytes))
+    Ok(bytes)
 }
 
 /// The SHA-256 digest of `bytes`, as `sha256:` and 64 lowercase hex digits
