@@ -19,10 +19,11 @@ use trellis_claims::invocation::InvocationSigner;
 use trellis_protocol::ctl::{
     ClaimsList, CtlFailure, CtlReply, DeleteLinkRequest, HostPong, LinkList, ScaleActorRequest,
     StartActorRequest, StartProviderRequest, StopActorRequest, StopHostRequest,
-    StopProviderRequest,
+    StopProviderRequest, UpdateActorRequest,
 };
 use trellis_protocol::host::{ActorDescription, HostInventory, ProviderDescription};
 use trellis_protocol::subject::CtlOperation;
+use trellis_protocol::wadm::ModelOperation;
 use trellis_protocol::{DecodeLimits, Lattice, LinkDefinition, SealedSecret, encode_json};
 
 /// How long a control request waits for its reply. Defaults to 5 s.
@@ -133,11 +134,20 @@ impl CtlClient {
         op: &CtlOperation,
         body: &[u8],
     ) -> Result<async_nats::HeaderMap, CtlError> {
+        self.sign_named(subject, op.name(), body)
+    }
+
+    fn sign_named(
+        &self,
+        subject: &str,
+        op_name: &str,
+        body: &[u8],
+    ) -> Result<async_nats::HeaderMap, CtlError> {
         let Some(signer) = &self.signer else {
             return Ok(async_nats::HeaderMap::new());
         };
         let token = signer
-            .sign_control(subject, op.name(), body)
+            .sign_control(subject, op_name, body)
             .map_err(|e| CtlError::new(CtlErrorKind::BadRequest, format!("cannot sign: {e}")))?;
         Ok(crate::signed::headers(&token))
     }
@@ -239,6 +249,24 @@ impl CtlClient {
         self.request::<_, serde_json::Value>(&op, request)
             .await
             .map(drop)
+    }
+
+    /// Replaces the module of an actor running on `host_id`; in-flight
+    /// invocations finish on the old one.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]; `Refused` with [`CtlFailure::Conflict`] when
+    /// the new module's claims name another actor.
+    pub async fn update_actor(
+        &self,
+        host_id: &str,
+        request: &UpdateActorRequest,
+    ) -> Result<ActorDescription, CtlError> {
+        let op = CtlOperation::ActorUpdate {
+            host_id: host_id.to_owned(),
+        };
+        self.required(&op, request).await
     }
 
     /// Stops an actor on `host_id`.
@@ -436,27 +464,38 @@ impl CtlClient {
         let subject = self.subject(op)?;
         let body = encode_json(request)
             .map_err(|e| CtlError::new(CtlErrorKind::BadRequest, e.to_string()))?;
-        let headers = self.sign(&subject, op, &body)?;
+        self.send(subject, op.name(), body, "host").await
+    }
+
+    /// Sends one signed request of operation `op_name` on `subject` and
+    /// decodes its [`CtlReply`]; `who` names the server in errors.
+    async fn send<R: DeserializeOwned>(
+        &self,
+        subject: String,
+        op_name: &str,
+        body: Vec<u8>,
+        who: &str,
+    ) -> Result<Option<R>, CtlError> {
+        let headers = self.sign_named(&subject, op_name, &body)?;
+        let timed_out = || {
+            CtlError::new(
+                CtlErrorKind::Timeout,
+                format!("no {who} answered within {} ms", self.timeout.as_millis()),
+            )
+        };
         let reply = tokio::time::timeout(
             self.timeout,
             self.nats
                 .request_with_headers(subject, headers, body.into()),
         )
         .await
-        .map_err(|_| {
-            CtlError::new(
-                CtlErrorKind::Timeout,
-                format!("no host answered within {} ms", self.timeout.as_millis()),
-            )
-        })?
+        .map_err(|_| timed_out())?
         .map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::NoResponders => {
-                CtlError::new(CtlErrorKind::Timeout, "no host of the lattice is listening")
-            }
-            async_nats::RequestErrorKind::TimedOut => CtlError::new(
+            async_nats::RequestErrorKind::NoResponders => CtlError::new(
                 CtlErrorKind::Timeout,
-                format!("no host answered within {} ms", self.timeout.as_millis()),
+                format!("no {who} of the lattice is listening"),
             ),
+            async_nats::RequestErrorKind::TimedOut => timed_out(),
             async_nats::RequestErrorKind::InvalidSubject
             | async_nats::RequestErrorKind::MaxPayloadExceeded => {
                 CtlError::new(CtlErrorKind::BadRequest, e.to_string())
@@ -464,6 +503,34 @@ impl CtlClient {
             _ => CtlError::new(CtlErrorKind::Nats, e.to_string()),
         })?;
         decode(&reply.payload)
+    }
+
+    /// Sends one request of the wadm API (`wadm.api.{lattice}.model.…`,
+    /// `docs/protocol.md` §12) with `body`, signed like a control request,
+    /// and returns the reply's response.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CtlErrorKind`]: `Timeout` when no wadm answers, `Refused`
+    /// (with the failure class) when wadm refuses, `Denied` for a missing
+    /// or insufficient credential.
+    pub async fn wadm<R: DeserializeOwned>(
+        &self,
+        op: ModelOperation,
+        body: Vec<u8>,
+    ) -> Result<Option<R>, CtlError> {
+        self.send(op.subject(&self.lattice), op.name(), body, "wadm")
+            .await
+    }
+
+    /// The lattice this client talks to.
+    pub fn lattice(&self) -> &Lattice {
+        &self.lattice
+    }
+
+    /// The signer of this client's requests, if it has one.
+    pub fn signer(&self) -> Option<&Arc<InvocationSigner>> {
+        self.signer.as_ref()
     }
 }
 

@@ -62,14 +62,32 @@ pub fn verify_control(
     message: &async_nats::Message,
     op: &CtlOperation,
 ) -> Result<String, ClaimsError> {
+    verify_request(verifier, message, op.name(), op.is_read_only())
+}
+
+/// Checks a signed request of operation `op_name` received on its subject,
+/// as [`verify_control`] does for control operations: used by wadm for its
+/// API (`docs/protocol.md` §12). `read_only` operations need
+/// [`CtlScope::Read`], the others [`CtlScope::Full`]. Returns the sender's
+/// public key.
+///
+/// # Errors
+///
+/// As [`verify_control`].
+pub fn verify_request(
+    verifier: &InvocationVerifier,
+    message: &async_nats::Message,
+    op_name: &str,
+    read_only: bool,
+) -> Result<String, ClaimsError> {
     let token = token(message).ok_or_else(|| {
         ClaimsError::new(
             ClaimsErrorKind::MissingClaims,
             "the request carries no token",
         )
     })?;
-    let sender = verifier.verify_control(token, &message.subject, op.name(), &message.payload)?;
-    let required = if op.is_read_only() {
+    let sender = verifier.verify_control(token, &message.subject, op_name, &message.payload)?;
+    let required = if read_only {
         CtlScope::Read
     } else {
         CtlScope::Full
@@ -79,8 +97,7 @@ pub fn verify_control(
         scope => Err(ClaimsError::new(
             ClaimsErrorKind::Unauthorized,
             format!(
-                "{} needs the {required} scope; the credential has {}",
-                op.name(),
+                "{op_name} needs the {required} scope; the credential has {}",
                 scope.map_or("none", CtlScope::as_str)
             ),
         )),

@@ -19,6 +19,8 @@
 //! - [`provider::HostData`]: what a host hands a capability provider on stdin.
 //! - [`CloudEvent`] and [`EventType`]: lattice events as CloudEvents 1.0, with
 //!   one [`EventData`] type per event type in [`event`].
+//! - [`wadm`]: the wadm API's subjects, requests, replies and application
+//!   status.
 //! - [`codec`]: decoders that bound size and nesting and never panic.
 //!
 //! # Examples
@@ -45,6 +47,7 @@ pub mod link;
 pub mod policy;
 pub mod provider;
 pub mod subject;
+pub mod wadm;
 
 pub use codec::{
     DecodeError, DecodeLimits, EncodeError, decode_json, decode_msgpack, encode_json,

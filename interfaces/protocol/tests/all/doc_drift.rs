@@ -1,6 +1,8 @@
 //! `docs/protocol.md` against the code: its table of control operations
-//! (§2.2) must list exactly `CtlOperation::ALL`, and its table of event
-//! types (§7.3) exactly `EventType::ALL`, each with its data type.
+//! (§2.2) must list exactly `CtlOperation::ALL`, its table of event
+//! types (§7.3) exactly `EventType::ALL`, each with its data type, and its
+//! table of wadm operations (§12.2) exactly `ModelOperation::ALL`, in
+//! order, each with its scope.
 
 use std::any::type_name;
 use std::collections::BTreeSet;
@@ -12,6 +14,7 @@ use trellis_protocol::event::{
     ProviderStartedData, ProviderStoppedData,
 };
 use trellis_protocol::subject::{CTL_PREFIX, CtlOperation};
+use trellis_protocol::wadm::ModelOperation;
 use trellis_protocol::{EventData, EventType, Heartbeat};
 
 fn protocol_md() -> String {
@@ -188,5 +191,32 @@ fn the_event_table_lists_every_event_type_with_its_data() {
             data,
             "the data of {event_type} is `{data}`: its row must start with it"
         );
+    }
+}
+
+#[test]
+fn the_wadm_table_lists_every_model_operation() {
+    let rows = the_table(&protocol_md(), "operation", "request");
+    let documented: Vec<&str> = rows.iter().map(|r| code(&r[0])).collect();
+    let expected: Vec<&str> = ModelOperation::ALL.map(|o| o.name()).to_vec();
+    assert_eq!(
+        documented, expected,
+        "the wadm operation table must list ModelOperation::ALL, in order"
+    );
+    for (row, op) in rows.iter().zip(ModelOperation::ALL) {
+        let scope = row
+            .get(3)
+            .map(|c| code(c))
+            .unwrap_or_else(|| panic!("{} has no scope column", op.name()));
+        assert_eq!(
+            scope == "read",
+            op.is_read_only(),
+            "{} needs the {} scope, but its row says {scope:?}",
+            op.name(),
+            if op.is_read_only() { "read" } else { "full" }
+        );
+        if !op.is_read_only() {
+            assert_eq!(scope, "full", "the scope of {}", op.name());
+        }
     }
 }
