@@ -155,7 +155,9 @@ pub struct HostConfig {
     pub ctl_issuers: Vec<String>,
     /// Labels beyond the built-ins. Defaults to none.
     pub labels: BTreeMap<String, String>,
-    /// Interval between heartbeats. Defaults to 5 s.
+    /// Interval between heartbeats. Defaults to 2 s, so that wadm, which
+    /// declares a host lost after three missed heartbeats, reschedules
+    /// within seconds.
     pub heartbeat_interval: Duration,
     /// How long an actor invocation may take end to end (queueing for an
     /// instance included, counted from the invocation's receipt) before the
@@ -257,7 +259,7 @@ impl Default for HostConfig {
             trusted_issuers: Vec::new(),
             ctl_issuers: Vec::new(),
             labels: BTreeMap::new(),
-            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(2),
             rpc_timeout: Duration::from_secs(30),
             max_pending_invocations: trellis_lattice_client::rpc::DEFAULT_MAX_PENDING,
             lattice_bucket_max_bytes: 64 * 1024 * 1024,
