@@ -6,8 +6,10 @@
 # PostgreSQL if none is running, builds everything (release), signs the
 # actors and the provider archives with a development issuer kept in the
 # git-ignored .trellis/, runs `trellis up` (which starts nats-server unless
-# one listens on 4222) with the three providers, starts and links the
-# actors, prints curl lines, and stays up until Ctrl-C.
+# one listens on 4222, and runs wadm), pushes the actors and provider
+# archives into the lattice's artifact store, deploys
+# actors-examples/demo.yaml with `trellis app deploy`, prints curl lines,
+# and stays up until Ctrl-C.
 #
 # Settings (environment):
 #   TRELLIS_DEMO_PORT           first of the three HTTP ports (default 8080)
@@ -54,24 +56,16 @@ if command -v redis-cli >/dev/null; then
     redis-cli -u "$redis_url" --scan --pattern 'trellis-demo:*' | xargs -r redis-cli -u "$redis_url" DEL >/dev/null
 fi
 
-key_id() { "$trellis" keys public "$TRELLIS_HOME/keys/$1"; }
-http_id=$(key_id http-server.provider.nk)
-kv_id=$(key_id keyvalue-redis.provider.nk)
-sql_id=$(key_id sqldb-postgres.provider.nk)
-
 log="$TRELLIS_HOME/demo.log"
-say "starting the lattice: trellis up (log: $log)"
-"$trellis" up --nats-port "$nats_port" \
-    --provider "$archives/http-server.par.gz" \
-    --provider "$archives/keyvalue-redis.par.gz" \
-    --provider "$archives/sqldb-postgres.par.gz" \
-    >"$TRELLIS_HOME/up.out" 2>"$log" &
+say "starting the lattice: trellis up, with wadm (log: $log)"
+"$trellis" up --nats-port "$nats_port" >"$TRELLIS_HOME/up.out" 2>"$log" &
 up_pid=$!
 
 stop_lattice() {
     trap - INT TERM EXIT
     if kill -0 "$up_pid" 2>/dev/null; then
         say "stopping the lattice"
+        "$trellis" app undeploy demo >/dev/null 2>&1 || true
         kill -TERM "$up_pid" 2>/dev/null || true
         wait "$up_pid" 2>/dev/null || true
     fi
@@ -88,21 +82,29 @@ done
 grep -q "Press Ctrl-C" "$TRELLIS_HOME/up.out" || die "the lattice did not come up within 60 s; see $log"
 sed '/Press Ctrl-C/d' "$TRELLIS_HOME/up.out"
 
-say "starting the actors and linking them"
+say "pushing the actors and provider archives into the lattice's artifact store"
 for actor in hello kvcounter todo; do
-    "$trellis" start actor "$TRELLIS_HOME/actors/$actor.signed.wasm" >/dev/null
+    "$trellis" push "$TRELLIS_HOME/actors/$actor.signed.wasm" "$actor:0.1.0" >/dev/null
 done
-hello_id=$(key_id hello.actor.nk)
-kvcounter_id=$(key_id kvcounter.actor.nk)
-todo_id=$(key_id todo.actor.nk)
-"$trellis" link put "$hello_id" "$http_id" wasi:http "address=127.0.0.1:$port" >/dev/null
-"$trellis" link put "$kvcounter_id" "$http_id" wasi:http "address=127.0.0.1:$((port + 1))" >/dev/null
-# The store URLs are secrets: sealed by the CLI, seen only by the provider.
-TRELLIS_DEMO_SECRET_URL="$redis_url" "$trellis" link put "$kvcounter_id" "$kv_id" wasi:keyvalue \
-    --secret-env url=TRELLIS_DEMO_SECRET_URL "prefix=trellis-demo:" >/dev/null
-"$trellis" link put "$todo_id" "$http_id" wasi:http "address=127.0.0.1:$((port + 2))" >/dev/null
-TRELLIS_DEMO_SECRET_URL="$demo_db_url" "$trellis" link put "$todo_id" "$sql_id" trellis:sqldb \
-    --secret-env url=TRELLIS_DEMO_SECRET_URL >/dev/null
+for name in http-server keyvalue-redis sqldb-postgres; do
+    "$trellis" push "$archives/$name.par.gz" "$name:0.1.0" >/dev/null
+done
+
+# The manifest listens on 8080-8082; another first port is substituted.
+manifest="$TRELLIS_ROOT/actors-examples/demo.yaml"
+if [ "$port" != 8080 ]; then
+    sed -e "s/127.0.0.1:8080/127.0.0.1:$port/" -e "s/127.0.0.1:8081/127.0.0.1:$((port + 1))/" \
+        -e "s/127.0.0.1:8082/127.0.0.1:$((port + 2))/" "$manifest" >"$TRELLIS_HOME/demo.yaml"
+    manifest="$TRELLIS_HOME/demo.yaml"
+fi
+say "deploying actors-examples/demo.yaml through wadm (trellis app deploy)"
+# A lattice kept from an earlier run (a nats-server already on the port)
+# may still hold the application: start from a clean slate.
+"$trellis" app undeploy demo >/dev/null 2>&1 || true
+"$trellis" app delete demo >/dev/null 2>&1 || true
+# The store URLs are secrets: sealed by the CLI, seen only by the providers.
+TRELLIS_DEMO_REDIS_URL="$redis_url" TRELLIS_DEMO_POSTGRES_URL="$demo_db_url" \
+    "$trellis" app deploy "$manifest" || die "the demo application did not deploy; see $log"
 
 # The links reach the providers asynchronously: wait until each answers.
 for p in "$port" "$((port + 1))" "$((port + 2))"; do
@@ -139,6 +141,7 @@ Trellis is serving three actors on lattice "default" (host log: $log).
 
 Look inside the lattice (in another terminal):
     export TRELLIS_NATS_URL=$TRELLIS_NATS_URL
+    $trellis app status demo
     $trellis get inventory
     $trellis link list
 

@@ -553,6 +553,7 @@ impl BenchLattice {
                 home: &home_dir,
                 env: &[("TRELLIS_LOG", "warn")],
                 timeout: Duration::from_secs(300),
+                start_providers: true,
             })
         })
         .await??;

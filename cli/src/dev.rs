@@ -119,6 +119,24 @@ pub const DEV_CTL_CREDENTIAL_TTL: std::time::Duration = std::time::Duration::fro
 ///
 /// As [`key_in`].
 pub fn ctl_signer(lattice: &str) -> anyhow::Result<trellis_claims::invocation::InvocationSigner> {
+    ctl_signer_for(lattice, DEV_CTL_CREDENTIAL_TTL)
+}
+
+/// How long the development control credential of a wadm run by
+/// `trellis up` or `trellis wadm` (without `--ctl-key`) lasts: a long-lived
+/// service, it is never re-issued while it runs. Defaults to 365 days.
+pub const DEV_WADM_CREDENTIAL_TTL: std::time::Duration =
+    std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// As [`ctl_signer`], with a credential lasting `ttl`.
+///
+/// # Errors
+///
+/// As [`key_in`].
+pub fn ctl_signer_for(
+    lattice: &str,
+    ttl: std::time::Duration,
+) -> anyhow::Result<trellis_claims::invocation::InvocationSigner> {
     use trellis_claims::invocation::{
         CtlScope, DEFAULT_TOKEN_TTL, InvocationSigner, issue_control_credential,
     };
@@ -128,7 +146,7 @@ pub fn ctl_signer(lattice: &str) -> anyhow::Result<trellis_claims::invocation::I
         &user.public_key(),
         lattice,
         CtlScope::Full,
-        DEV_CTL_CREDENTIAL_TTL,
+        ttl,
     )?;
     Ok(InvocationSigner::new(user, credential, DEFAULT_TOKEN_TTL)?)
 }

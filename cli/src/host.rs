@@ -122,7 +122,7 @@ pub struct HostArgs {
     #[arg(long = "label")]
     pub labels: Vec<String>,
     /// Seconds between heartbeats.
-    #[arg(long, env = "TRELLIS_HEARTBEAT_SECS", default_value_t = 5)]
+    #[arg(long, env = "TRELLIS_HEARTBEAT_SECS", default_value_t = 2)]
     pub heartbeat_secs: u64,
     /// Log filter, tracing-subscriber `EnvFilter` syntax.
     #[arg(long, env = "TRELLIS_LOG", default_value = "info")]

@@ -5,6 +5,7 @@
 //! environment variable named in that help, and `-o json` switches any
 //! command to machine-readable output.
 
+mod app;
 mod artifacts;
 mod build;
 mod claims;
@@ -85,6 +86,17 @@ enum Command {
     /// Show an artifact's digest and claims, checked, without running it:
     /// from the lattice's store, a registry or a file.
     Inspect(Box<artifacts::InspectArgs>),
+    /// Deploy, inspect and remove applications declared in manifests
+    /// (served by wadm).
+    App {
+        #[command(subcommand)]
+        command: app::AppCommand,
+        #[command(flatten)]
+        lattice: ctl::LatticeArgs,
+    },
+    /// Run wadm: store manifests and keep the lattice running what they
+    /// declare, until Ctrl-C.
+    Wadm(Box<app::WadmArgs>),
     /// Put, delete and list link definitions.
     Link {
         #[command(subcommand)]
@@ -110,6 +122,8 @@ fn main() -> ExitCode {
         Command::Start { command, lattice } => ctl::start(command, lattice, cli.output),
         Command::Stop { command, lattice } => ctl::stop(command, lattice, cli.output),
         Command::Link { command, lattice } => ctl::link(command, lattice, cli.output),
+        Command::App { command, lattice } => app::run(command, lattice, cli.output),
+        Command::Wadm(args) => app::wadm(*args, cli.output),
     };
     match result {
         Ok(code) => code,

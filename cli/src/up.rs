@@ -79,6 +79,10 @@ pub struct UpArgs {
     /// Log filter, tracing-subscriber `EnvFilter` syntax.
     #[arg(long, env = "TRELLIS_LOG", default_value = "info")]
     pub log: String,
+    /// Do not run wadm beside the host (by default `trellis up` runs one,
+    /// so `trellis app deploy` works at once).
+    #[arg(long, env = "TRELLIS_NO_WADM")]
+    pub no_wadm: bool,
 }
 
 /// What `trellis up` prints once the lattice is ready: with `-o json`, one
@@ -165,6 +169,19 @@ async fn serve(
             return Err(e);
         }
     };
+    let wadm = if args.no_wadm {
+        None
+    } else {
+        match crate::app::start_in_process(host.nats().clone(), &args.lattice, cluster.public_key())
+            .await
+        {
+            Ok(w) => Some(w),
+            Err(e) => {
+                host.stop(None).await;
+                return Err(e);
+            }
+        }
+    };
     let ready = Ready {
         nats_url: nats_url.to_owned(),
         nats_started,
@@ -181,6 +198,9 @@ async fn serve(
     tokio::select! {
         () = terminated() => tracing::info!("stopping the lattice"),
         () = host.stopped() => tracing::info!("the host was stopped"),
+    }
+    if let Some(wadm) = wadm {
+        wadm.stop().await;
     }
     host.stop(None).await;
     Ok(ExitCode::SUCCESS)

@@ -38,6 +38,10 @@ pub struct Launch<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// How long to wait for readiness.
     pub timeout: Duration,
+    /// Whether `trellis up` starts the packed providers itself; without,
+    /// the archives are only packed (`{home}/{name}.par.gz`), e.g. for wadm
+    /// to start them from a manifest.
+    pub start_providers: bool,
 }
 
 fn failure(message: String) -> std::io::Error {
@@ -92,8 +96,10 @@ impl UpLattice {
             "--nats-port",
             &port.to_string(),
         ]);
-        for archive in &archives {
-            cmd.arg("--provider").arg(archive);
+        if launch.start_providers {
+            for archive in &archives {
+                cmd.arg("--provider").arg(archive);
+            }
         }
         let log = std::fs::File::create(launch.home.join("up.log"))?;
         let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn()?;

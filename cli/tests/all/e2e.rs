@@ -72,6 +72,12 @@ struct DemoLattice {
 
 impl DemoLattice {
     fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Like [`DemoLattice::start`]; with `start_providers` false the
+    /// provider archives are packed but not started.
+    fn start_with(start_providers: bool) -> Self {
         let home = tempfile::tempdir_in(test_home()).unwrap();
         let examples = trellis_test_support::repo_root().join("actors-examples/Cargo.toml");
         run(trellis(home.path())
@@ -90,6 +96,7 @@ impl DemoLattice {
             home: home.path(),
             env: &[],
             timeout: UP_TIMEOUT,
+            start_providers,
         })
         .unwrap();
         assert_eq!(up.ready["nats_started"], true, "{}", up.ready);
@@ -732,4 +739,88 @@ async fn a_pushed_actor_runs_on_a_second_host_that_has_no_file_of_it() {
     assert_eq!(pulled["digest"], digest);
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&file).unwrap());
     second.stop(None).await;
+}
+
+/// The demo as `scripts/demo.sh` runs it now: `trellis up` (with wadm, no
+/// providers), the actors and provider archives pushed into the lattice's
+/// artifact store, and `trellis app deploy actors-examples/demo.yaml` with
+/// the store URLs as sealed secrets. wadm starts and links everything;
+/// real HTTP requests reach all three actors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_manifest_deploys_through_wadm_and_serves() {
+    let lattice = DemoLattice::start_with(false);
+    let home = lattice.home.path();
+    for actor in ["hello", "kvcounter", "todo"] {
+        let file = home.join(format!("actors/{actor}.signed.wasm"));
+        lattice.ctl(&["push", file.to_str().unwrap(), &format!("{actor}:0.1.0")]);
+    }
+    for (name, _) in trellis_test_support::up::PROVIDERS {
+        let archive = home.join(format!("{name}.par.gz"));
+        lattice.ctl(&["push", archive.to_str().unwrap(), &format!("{name}:0.1.0")]);
+    }
+    let prefix = RedisPrefix(format!("trellis-e2e:{}:", uuid::Uuid::new_v4()));
+    let database = Database::create().await;
+    let addresses = [free_address(), free_address(), free_address()];
+    let manifest = std::fs::read_to_string(
+        trellis_test_support::repo_root().join("actors-examples/demo.yaml"),
+    )
+    .unwrap()
+    .replace("127.0.0.1:8080", &addresses[0].to_string())
+    .replace("127.0.0.1:8081", &addresses[1].to_string())
+    .replace("127.0.0.1:8082", &addresses[2].to_string())
+    .replace("trellis-demo:", &prefix.0);
+    let manifest_path = home.join("demo.yaml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let stdout = run(trellis(home)
+        .args(["-o", "json", "app", "deploy"])
+        .arg(&manifest_path)
+        .args(["--nats-url", &lattice.nats_url])
+        .env("TRELLIS_DEMO_REDIS_URL", redis_url())
+        .env("TRELLIS_DEMO_POSTGRES_URL", &database.url));
+    let status: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["kind"], "deployed", "{status}");
+
+    let [hello_at, kvcounter_at, todo_at] = addresses;
+    let greeting = get_until(hello_at, &hello_at.to_string(), "/?name=Ada", |a| {
+        a.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(greeting.text(), "Hello, Ada!");
+    get_until(
+        kvcounter_at,
+        &kvcounter_at.to_string(),
+        "/counter/warmup",
+        |a| a.status == StatusCode::OK,
+    )
+    .await;
+    let answer = call(kvcounter_at, "GET", "/counter/visits", "").await;
+    assert_eq!(json_of(&answer)["count"], 1, "{answer:?}");
+    get_until(todo_at, &todo_at.to_string(), "/todos", |a| {
+        a.status == StatusCode::OK
+    })
+    .await;
+    let created = call(todo_at, "POST", "/todos", r#"{"title":"deployed by wadm"}"#).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let rows = database
+        .client()
+        .await
+        .query("SELECT title FROM todos", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+
+    // Undeploy stops everything wadm started.
+    lattice.ctl(&["app", "undeploy", "demo"]);
+    let mut emptied = false;
+    for _ in 0..200 {
+        let inventory = lattice.ctl(&["get", "inventory"]);
+        if inventory["actors"].as_array().is_some_and(Vec::is_empty)
+            && inventory["providers"].as_array().is_some_and(Vec::is_empty)
+        {
+            emptied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(emptied, "undeploy left things running");
 }

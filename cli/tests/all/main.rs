@@ -9,6 +9,7 @@ mod e2e;
 mod keys;
 mod par;
 mod registry;
+mod wadm;
 
 use std::path::PathBuf;
 
