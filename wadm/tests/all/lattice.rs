@@ -452,3 +452,93 @@ async fn anonymous_and_read_only_model_writes_are_refused() {
         .unwrap();
     assert!(apps.is_empty());
 }
+
+/// wadm needs no more NATS permissions than `docs/security.md` gives the
+/// operator role: with the documented nats-server configuration, a host on
+/// its own users and wadm and the CLI on the operator's, an application
+/// deploys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wadm_works_with_the_documented_operator_permissions() {
+    use trellis_claims::invocation::CtlScope;
+    use trellis_test_support::{NatsServer, documented_nats_config, nats_user};
+
+    let mut lattice = trellis_test_support::host::TestLattice::new();
+    lattice.nats = NatsServer::start_with_config(&documented_nats_config());
+    lattice.name = "default".into();
+    let config = trellis_host::HostConfig {
+        nats: trellis_host::NatsConfig {
+            urls: vec![lattice.nats.url()],
+            auth: nats_user("host", "host-secret"),
+            ..lattice.config().nats
+        },
+        ctl_nats_auth: Some(nats_user("host-ctl", "host-ctl-secret")),
+        provider_nats_auth: Some(nats_user("provider", "provider-secret")),
+        ..lattice.config()
+    };
+    let host = trellis_host::Host::start(config).await.unwrap();
+    let operator = || async {
+        async_nats::ConnectOptions::new()
+            .user_and_password("operator".into(), "operator-secret".into())
+            .connect(lattice.nats.url())
+            .await
+            .unwrap()
+    };
+    let wadm = trellis_wadm::Wadm::start(
+        operator().await,
+        lattice.ctl_signer(CtlScope::Full),
+        trellis_wadm::WadmConfig {
+            lattice: "default".into(),
+            ctl_issuers: vec![lattice.operator.public_key()],
+            cluster_issuers: vec![lattice.cluster.public_key()],
+            ..trellis_wadm::WadmConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = trellis_lattice_client::CtlClient::new(
+        operator().await,
+        trellis_protocol::Lattice::new("default").unwrap(),
+    )
+    .with_signer(lattice.ctl_signer(CtlScope::Full));
+
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(trellis_test_support::example_component("hello")).unwrap();
+    let actor = trellis_claims::keys::generate(trellis_claims::keys::KeyKind::Actor);
+    let image = dir.path().join("hello.wasm");
+    std::fs::write(&image, lattice.sign(&wasm, &actor, &["wasi:http"])).unwrap();
+    let manifest = hello_manifest(
+        "permitted",
+        "v1",
+        image.to_str().unwrap(),
+        "{type: spreadscaler, properties: {instances: 1}}",
+    );
+    client
+        .wadm::<serde_json::Value>(ModelOperation::Put, manifest.into_bytes())
+        .await
+        .unwrap();
+    let request = trellis_protocol::wadm::ModelRequest {
+        name: "permitted".into(),
+        version: None,
+    };
+    let body = serde_json::to_vec(&request).unwrap();
+    client
+        .wadm::<serde_json::Value>(ModelOperation::Deploy, body.clone())
+        .await
+        .unwrap();
+    let mut kind = StatusKind::Undeployed;
+    for _ in 0..300 {
+        let status: trellis_protocol::wadm::AppStatus = client
+            .wadm(ModelOperation::Status, body.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        kind = status.kind;
+        if kind == StatusKind::Deployed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kind, StatusKind::Deployed);
+    assert_eq!(host.inventory().await.actors.len(), 1);
+    wadm.stop().await;
+}
