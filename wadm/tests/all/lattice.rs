@@ -110,15 +110,15 @@ async fn an_instance_stopped_behind_wadms_back_is_restored() {
     deployed(&f, "drift").await;
 }
 
-/// The keyvalue-nats provider binary, built beside this test binary
-/// (`cargo test --workspace` builds every member's binaries).
-fn provider_binary() -> String {
+/// A provider binary (`keyvalue-nats`, `http-server`), built beside this
+/// test binary (`cargo test --workspace` builds every member's binaries).
+fn provider_binary(name: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     let path = exe
         .parent()
         .and_then(std::path::Path::parent)
         .unwrap()
-        .join("keyvalue-nats");
+        .join(name);
     assert!(
         path.is_file(),
         "{} is missing: build the providers first (cargo build --workspace --bins)",
@@ -154,7 +154,7 @@ async fn undeploy_removes_only_what_wadm_started_and_keeps_shared_providers() {
     let f = Fixture::new(&[&[]]).await;
     let _wadm = f.wadm().await;
     let host = &f.hosts[0];
-    let provider = provider_binary();
+    let provider = provider_binary("keyvalue-nats");
     let (_, first) = f.signed_hello("first.wasm");
     let (_, second) = f.signed_hello("second.wasm");
     let (by_hand, by_hand_image) = f.signed_hello("by-hand.wasm");
@@ -335,36 +335,73 @@ async fn a_nats_restart_mid_reconcile_converges_to_exactly_the_declared_state() 
     }
 }
 
+/// hello behind the http-server provider (both managed by wadm), with
+/// hello at `image`.
+fn served_hello(version: &str, image: &str, server: &str, address: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {{ name: upgrade, annotations: {{ version: {version} }} }}
+spec:
+  components:
+    - name: hello
+      type: component
+      properties: {{ image: "{image}" }}
+      traits: [ {{ type: spreadscaler, properties: {{ instances: 2 }} }} ]
+    - name: httpserver
+      type: capability
+      properties:
+        image: "{server}"
+        config: [ {{ name: dev, properties: {{ contract_id: "wasi:http" }} }} ]
+      traits:
+        - type: link
+          properties:
+            target: hello
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config: [ {{ name: listen, properties: {{ address: "{address}" }} }} ]
+"#
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgrade_serves_every_request() {
+async fn an_upgrade_serves_every_http_request() {
+    use trellis_test_support::http::{Bytes, free_address, get_until, request, send};
+
     let f = Fixture::new(&[&[], &[]]).await;
     let _wadm = f.wadm().await;
     let actor = trellis_claims::keys::generate(trellis_claims::keys::KeyKind::Actor);
     let v1 = f.signed_hello_as(&actor, "hello-v1.wasm", 1);
     let v2 = f.signed_hello_as(&actor, "hello-v2.wasm", 2);
-    let scaler = "{type: spreadscaler, properties: {instances: 2}}";
-    f.deploy(&hello_manifest("upgrade", "v1", &v1, scaler))
-        .await;
+    let server = provider_binary("http-server");
+    let address = free_address();
+    let at = address.to_string();
+    f.deploy(&served_hello("v1", &v1, &server, &at)).await;
     deployed(&f, "upgrade").await;
+    get_until(address, &at, "/?name=upgrade", |a| a.status == 200).await;
 
-    let client = f.lattice.client().await;
-    let id = actor.public_key();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let stream = {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (stop, ok, failed, at) = (stop.clone(), ok.clone(), failed.clone(), at.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                match client.get(&id, "/?name=upgrade").await {
-                    Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                let answer =
+                    send(address, request("GET", &at, "/?name=upgrade", Bytes::new())).await;
+                match answer {
+                    Ok(a) if a.status == 200 && a.text() == "Hello, upgrade!" => {
+                        ok.fetch_add(1, Ordering::SeqCst)
+                    }
                     _ => failed.fetch_add(1, Ordering::SeqCst),
                 };
             }
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    f.deploy(&hello_manifest("upgrade", "v2", &v2, scaler))
-        .await;
+    f.deploy(&served_hello("v2", &v2, &server, &at)).await;
     let mut upgraded = false;
     for _ in 0..300 {
         let status = f.status("upgrade").await;
@@ -392,8 +429,30 @@ async fn an_upgrade_serves_every_request() {
     assert_eq!(
         failed.load(Ordering::SeqCst),
         0,
-        "requests failed during the upgrade"
+        "HTTP requests failed during the upgrade"
     );
+}
+
+/// A command that keeps failing backs off, and the status says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_start_reports_failed_with_the_reason() {
+    let f = Fixture::new(&[&[]]).await;
+    let _wadm = f.wadm().await;
+    let missing = f.dir.path().join("missing.wasm");
+    f.deploy(&hello_manifest(
+        "broken",
+        "v1",
+        missing.to_str().unwrap(),
+        "{type: spreadscaler, properties: {instances: 1}}",
+    ))
+    .await;
+    let status = f.wait_for("broken", StatusKind::Failed, CONVERGE).await;
+    assert_eq!(status.kind, StatusKind::Failed, "{status:?}");
+    assert!(status.message.contains("start hello"), "{status:?}");
+    // Writing the file lets the next attempt succeed.
+    let (_, image) = f.signed_hello("hello.wasm");
+    std::fs::copy(image, &missing).unwrap();
+    deployed(&f, "broken").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
