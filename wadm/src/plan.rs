@@ -506,8 +506,8 @@ pub fn plan(apps: &[&Manifest], state: &LatticeState) -> Plan {
     // Provider processes wanted on each host, and by whom.
     let mut wanted_providers: BTreeMap<String, BTreeMap<ProviderKey, (String, String)>> =
         BTreeMap::new();
-    // Actor ids that stay running (for the link sweep).
-    let mut pending_links = BTreeMap::new();
+    // Links a deployed manifest wants (kept by the link sweep).
+    let mut wanted_links = BTreeSet::new();
 
     for manifest in apps {
         let app = manifest.name().to_owned();
@@ -589,14 +589,11 @@ pub fn plan(apps: &[&Manifest], state: &LatticeState) -> Plan {
                     );
                     definition.config = link.config.clone();
                     definition.secrets = link.secrets.clone();
-                    pending_links.insert(
-                        (
-                            definition.actor_id.clone(),
-                            definition.contract_id.clone(),
-                            definition.link_name.clone(),
-                        ),
-                        (),
-                    );
+                    wanted_links.insert((
+                        definition.actor_id.clone(),
+                        definition.contract_id.clone(),
+                        definition.link_name.clone(),
+                    ));
                     let present = state.links.contains(&definition);
                     if !present {
                         commands.push(Command::PutLink {
@@ -609,32 +606,29 @@ pub fn plan(apps: &[&Manifest], state: &LatticeState) -> Plan {
             Err(e) => problems.push(e.to_string()),
         }
 
+        let mut all: Vec<String> = commands[app_start.min(commands.len())..]
+            .iter()
+            .filter(|c| c.app() == app)
+            .map(Command::describe)
+            .collect();
+        all.extend(pending);
+        let (kind, message) = if !problems.is_empty() {
+            (StatusKind::Failed, problems.join("; "))
+        } else if !all.is_empty() {
+            (StatusKind::Reconciling, summarise(&all))
+        } else {
+            (StatusKind::Deployed, String::new())
+        };
         statuses.insert(
             app.clone(),
             AppStatus {
                 name: app.clone(),
                 version: Some(manifest.version().to_owned()),
-                kind: StatusKind::Deployed,
-                message: String::new(),
+                kind,
+                message,
                 components,
             },
         );
-        if let Some(status) = statuses.get_mut(&app) {
-            let mine: Vec<String> = commands[app_start.min(commands.len())..]
-                .iter()
-                .filter(|c| c.app() == app)
-                .map(Command::describe)
-                .collect();
-            if !problems.is_empty() {
-                status.kind = StatusKind::Failed;
-                status.message = problems.join("; ");
-            } else if !mine.is_empty() || !pending.is_empty() {
-                status.kind = StatusKind::Reconciling;
-                let mut all = mine;
-                all.extend(pending);
-                status.message = summarise(&all);
-            }
-        }
     }
 
     // Providers: start what is wanted and missing, stop what wadm started
@@ -760,7 +754,7 @@ pub fn plan(apps: &[&Manifest], state: &LatticeState) -> Plan {
                 link.contract_id.clone(),
                 link.link_name.clone(),
             );
-            if pending_links.contains_key(&key) {
+            if wanted_links.contains(&key) {
                 continue;
             }
             commands.push(Command::DeleteLink {
